@@ -1,0 +1,436 @@
+package change
+
+import (
+	"fmt"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+// classify turns one parsed statement into changes: one per ALTER TABLE
+// subcommand or per dropped object, so each can be planned on its own.
+func classify(n *pg.Node, text string) []Change {
+	switch {
+	case n.GetRenameStmt() != nil:
+		return []Change{classifyRename(n.GetRenameStmt())}
+	case n.GetAlterTableStmt() != nil:
+		return classifyAlterTable(n.GetAlterTableStmt())
+	case n.GetIndexStmt() != nil:
+		return []Change{classifyCreateIndex(n.GetIndexStmt())}
+	case n.GetDropStmt() != nil:
+		return classifyDrop(n.GetDropStmt())
+	case n.GetAlterEnumStmt() != nil:
+		return []Change{classifyAlterEnum(n.GetAlterEnumStmt())}
+	case n.GetVariableSetStmt() != nil:
+		v := n.GetVariableSetStmt()
+		return []Change{{Kind: SessionSetting, Setting: v.Name, SettingValue: deparseArgs(v.Args)}}
+	case n.GetTransactionStmt() != nil:
+		return []Change{{Kind: SessionSetting, Setting: "transaction", Reason: "transaction control; phasekit decides each phase's transactions"}}
+	case n.GetCreateStmt() != nil:
+		return []Change{{Kind: Safe, Table: rangeVarName(n.GetCreateStmt().Relation), Reason: "creates a new table: no running code uses it yet"}}
+	}
+	for _, s := range safeStatements {
+		if s.match(n) {
+			return []Change{{Kind: Safe, Reason: s.reason}}
+		}
+	}
+	return []Change{{Kind: Unknown, Reason: fmt.Sprintf("%s is not in the change catalogue", stmtName(n))}}
+}
+
+var safeStatements = []struct {
+	match  func(*pg.Node) bool
+	reason string
+}{
+	{func(n *pg.Node) bool { return n.GetCreateSeqStmt() != nil }, "creates a new sequence"},
+	{func(n *pg.Node) bool { return n.GetCreateEnumStmt() != nil }, "creates a new enum type"},
+	{func(n *pg.Node) bool { return n.GetCompositeTypeStmt() != nil }, "creates a new composite type"},
+	{func(n *pg.Node) bool { return n.GetCreateDomainStmt() != nil }, "creates a new domain"},
+	{func(n *pg.Node) bool { return n.GetCreateFunctionStmt() != nil }, "creates or replaces a function"},
+	{func(n *pg.Node) bool { return n.GetCreateSchemaStmt() != nil }, "creates a new schema"},
+	{func(n *pg.Node) bool { return n.GetCreateExtensionStmt() != nil }, "creates an extension"},
+	{func(n *pg.Node) bool { return n.GetCommentStmt() != nil }, "sets a comment"},
+	{func(n *pg.Node) bool { return n.GetGrantStmt() != nil }, "grants or revokes privileges"},
+	{func(n *pg.Node) bool { return n.GetViewStmt() != nil && !n.GetViewStmt().Replace }, "creates a new view"},
+	{func(n *pg.Node) bool { return n.GetCreateTableAsStmt() != nil }, "creates a new table or materialized view from a query"},
+	{func(n *pg.Node) bool { return n.GetCreateTrigStmt() != nil }, "creates a trigger"},
+}
+
+func stmtName(n *pg.Node) string {
+	// The oneof wrapper's type name is the node type, e.g. *pg_query.Node_UpdateStmt.
+	name := fmt.Sprintf("%T", n.Node)
+	name = strings.TrimPrefix(name, "*pg_query.Node_")
+	return name
+}
+
+func classifyRename(r *pg.RenameStmt) Change {
+	table := rangeVarName(r.Relation)
+	switch r.RenameType {
+	case pg.ObjectType_OBJECT_COLUMN:
+		if r.RelationType == pg.ObjectType_OBJECT_TABLE {
+			return Change{Kind: RenameColumn, Table: table, Column: r.Subname, NewName: r.Newname}
+		}
+	case pg.ObjectType_OBJECT_TABLE:
+		return Change{Kind: RenameTable, Table: table, NewName: r.Newname}
+	case pg.ObjectType_OBJECT_INDEX:
+		return Change{Kind: Safe, Table: table, Reason: "renames an index: application queries do not name indexes"}
+	case pg.ObjectType_OBJECT_TABCONSTRAINT:
+		return Change{Kind: Safe, Table: table, Reason: "renames a constraint: application queries do not name constraints"}
+	}
+	return Change{Kind: Unknown, Table: table, Reason: fmt.Sprintf("renaming a %s is not in the change catalogue", objectName(r.RenameType))}
+}
+
+func objectName(t pg.ObjectType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "OBJECT_"))
+}
+
+func classifyAlterTable(a *pg.AlterTableStmt) []Change {
+	table := rangeVarName(a.Relation)
+	if a.Objtype != pg.ObjectType_OBJECT_TABLE {
+		return []Change{{Kind: Unknown, Table: table, Reason: fmt.Sprintf("ALTER on a %s is not in the change catalogue", objectName(a.Objtype))}}
+	}
+	var out []Change
+	for _, cn := range a.Cmds {
+		cmd := cn.GetAlterTableCmd()
+		c := classifyAlterCmd(a.Relation, cmd)
+		c.Table = table
+		// Each subcommand is shown as its own statement.
+		c.SQL = deparseStmt(&pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
+			Relation: a.Relation, Cmds: []*pg.Node{cn}, Objtype: a.Objtype, MissingOk: a.MissingOk,
+		}}})
+		if cmd.Subtype == pg.AlterTableType_AT_AddColumn {
+			// The column's own REFERENCES/CHECK/UNIQUE/PRIMARY KEY become
+			// changes of their own, each with its safe recipe.
+			def := cmd.Def.GetColumnDef()
+			extra := inlineColumnConstraints(a.Relation, def)
+			if len(extra) > 0 {
+				c.SQL = deparseAlter(a.Relation, &pg.AlterTableCmd{Subtype: cmd.Subtype, Def: &pg.Node{Node: &pg.Node_ColumnDef{ColumnDef: withoutTableConstraints(def)}}})
+			}
+			out = append(out, c)
+			out = append(out, extra...)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func withoutTableConstraints(def *pg.ColumnDef) *pg.ColumnDef {
+	cp := proto.Clone(def).(*pg.ColumnDef)
+	cp.Constraints = nil
+	for _, cn := range def.Constraints {
+		switch cn.GetConstraint().Contype {
+		case pg.ConstrType_CONSTR_FOREIGN, pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
+		default:
+			cp.Constraints = append(cp.Constraints, cn)
+		}
+	}
+	return cp
+}
+
+func deparseAlter(rel *pg.RangeVar, cmd *pg.AlterTableCmd) string {
+	return deparseStmt(&pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
+		Relation: rel, Objtype: pg.ObjectType_OBJECT_TABLE,
+		Cmds: []*pg.Node{{Node: &pg.Node_AlterTableCmd{AlterTableCmd: cmd}}},
+	}}})
+}
+
+func classifyAlterCmd(rel *pg.RangeVar, cmd *pg.AlterTableCmd) Change {
+	switch cmd.Subtype {
+	case pg.AlterTableType_AT_AddColumn:
+		return addColumn(cmd.Def.GetColumnDef())
+	case pg.AlterTableType_AT_DropColumn:
+		return Change{Kind: DropColumn, Column: cmd.Name, Cascade: cmd.Behavior == pg.DropBehavior_DROP_CASCADE, IfExists: cmd.MissingOk}
+	case pg.AlterTableType_AT_AlterColumnType:
+		def := cmd.Def.GetColumnDef()
+		c := Change{Kind: ChangeType, Column: cmd.Name, Type: deparseType(def.TypeName)}
+		if def.RawDefault != nil {
+			c.Up = deparseExpr(def.RawDefault)
+		}
+		return c
+	case pg.AlterTableType_AT_SetNotNull:
+		return Change{Kind: SetNotNull, Column: cmd.Name}
+	case pg.AlterTableType_AT_DropNotNull:
+		return Change{Kind: DropNotNull, Column: cmd.Name}
+	case pg.AlterTableType_AT_ColumnDefault:
+		if cmd.Def == nil {
+			return Change{Kind: DropDefault, Column: cmd.Name}
+		}
+		return Change{Kind: SetDefault, Column: cmd.Name, Default: deparseExpr(cmd.Def)}
+	case pg.AlterTableType_AT_AddConstraint:
+		return addConstraint(rel, cmd.Def.GetConstraint(), "")
+	case pg.AlterTableType_AT_ValidateConstraint:
+		return Change{Kind: Safe, Constraint: cmd.Name, Reason: "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes go on"}
+	case pg.AlterTableType_AT_DropConstraint:
+		return Change{Kind: Safe, Constraint: cmd.Name, Reason: "dropping a constraint accepts everything it accepted before"}
+	}
+	name := strings.TrimPrefix(cmd.Subtype.String(), "AT_")
+	return Change{Kind: Unknown, Column: cmd.Name, Reason: fmt.Sprintf("ALTER TABLE subcommand %s is not in the change catalogue", name)}
+}
+
+func addColumn(def *pg.ColumnDef) Change {
+	c := Change{Kind: AddColumn, Column: def.Colname, Type: deparseType(def.TypeName), NotNull: def.IsNotNull}
+	for _, cn := range def.Constraints {
+		con := cn.GetConstraint()
+		switch con.Contype {
+		case pg.ConstrType_CONSTR_NOTNULL:
+			c.NotNull = true
+		case pg.ConstrType_CONSTR_DEFAULT:
+			c.Default = deparseExpr(con.RawExpr)
+			c.VolatileDefault = hasVolatileCall(con.RawExpr)
+		case pg.ConstrType_CONSTR_PRIMARY:
+			c.NotNull = true
+		case pg.ConstrType_CONSTR_IDENTITY:
+			c.VolatileDefault = true
+		}
+	}
+	if isSerial(def.TypeName) {
+		c.VolatileDefault = true
+	}
+	return c
+}
+
+// inlineColumnConstraints turns "ADD COLUMN x int REFERENCES t" and the like
+// into the constraint changes they imply, so each gets its safe recipe.
+func inlineColumnConstraints(rel *pg.RangeVar, def *pg.ColumnDef) []Change {
+	var out []Change
+	for _, cn := range def.Constraints {
+		con := cn.GetConstraint()
+		switch con.Contype {
+		case pg.ConstrType_CONSTR_FOREIGN, pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
+			c := addConstraint(rel, con, def.Colname)
+			c.Table = rangeVarName(rel)
+			cp := proto.Clone(con).(*pg.Constraint)
+			if cp.Contype == pg.ConstrType_CONSTR_FOREIGN && len(cp.FkAttrs) == 0 {
+				cp.FkAttrs = []*pg.Node{pg.MakeStrNode(def.Colname)}
+			}
+			if (cp.Contype == pg.ConstrType_CONSTR_UNIQUE || cp.Contype == pg.ConstrType_CONSTR_PRIMARY) && len(cp.Keys) == 0 {
+				cp.Keys = []*pg.Node{pg.MakeStrNode(def.Colname)}
+			}
+			c.SQL = deparseAlter(rel, &pg.AlterTableCmd{Subtype: pg.AlterTableType_AT_AddConstraint, Def: &pg.Node{Node: &pg.Node_Constraint{Constraint: cp}}})
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
+	table := rangeVarName(rel)
+	switch con.Contype {
+	case pg.ConstrType_CONSTR_FOREIGN:
+		cols := names(con.FkAttrs)
+		if len(cols) == 0 && column != "" {
+			cols = []string{column}
+		}
+		c := Change{Kind: AddForeignKey, Columns: cols, RefTable: rangeVarName(con.Pktable), RefColumns: names(con.PkAttrs), NotValid: con.SkipValidation}
+		if con.Conname == "" {
+			con.Conname = pgObjectName(rel.Relname, strings.Join(cols, "_"), "fkey")
+		}
+		c.Constraint = con.Conname
+		c.Definition = notValidConstraint(rel, con, cols)
+		return c
+	case pg.ConstrType_CONSTR_CHECK:
+		c := Change{Kind: AddCheck, Expr: deparseExpr(con.RawExpr), NotValid: con.SkipValidation, Columns: columnRefs(con.RawExpr)}
+		if con.Conname == "" {
+			col := ""
+			if len(c.Columns) == 1 {
+				col = c.Columns[0]
+			}
+			con.Conname = pgObjectName(rel.Relname, col, "check")
+		}
+		c.Constraint = con.Conname
+		c.Definition = notValidConstraint(rel, con, nil)
+		return c
+	case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
+		kind, suffix := AddUnique, "key"
+		if con.Contype == pg.ConstrType_CONSTR_PRIMARY {
+			kind, suffix = AddPrimaryKey, "pkey"
+		}
+		if con.Indexname != "" {
+			return Change{Kind: Safe, Constraint: con.Conname, Reason: "adds a constraint USING an existing index: no table scan"}
+		}
+		cols := names(con.Keys)
+		if len(cols) == 0 && column != "" {
+			cols = []string{column}
+		}
+		if con.Conname == "" {
+			if kind == AddPrimaryKey {
+				con.Conname = pgObjectName(rel.Relname, "", suffix)
+			} else {
+				con.Conname = pgObjectName(rel.Relname, strings.Join(cols, "_"), suffix)
+			}
+		}
+		if len(con.Including) > 0 || con.WhereClause != nil || len(con.Options) > 0 {
+			return Change{Kind: Unknown, Table: table, Constraint: con.Conname, Reason: "UNIQUE/PRIMARY KEY with INCLUDE, WITH or WHERE options is not in the change catalogue"}
+		}
+		return Change{Kind: kind, Constraint: con.Conname, Columns: cols, NotNull: con.NullsNotDistinct}
+	}
+	return Change{Kind: Unknown, Table: table, Reason: fmt.Sprintf("ADD CONSTRAINT of type %s is not in the change catalogue", strings.TrimPrefix(con.Contype.String(), "CONSTR_"))}
+}
+
+// notValidConstraint deparses "ALTER TABLE t ADD CONSTRAINT c ... NOT VALID".
+func notValidConstraint(rel *pg.RangeVar, con *pg.Constraint, fkCols []string) string {
+	cp := proto.Clone(con).(*pg.Constraint)
+	cp.SkipValidation = true
+	cp.InitiallyValid = false
+	if con.Contype == pg.ConstrType_CONSTR_FOREIGN && len(cp.FkAttrs) == 0 {
+		for _, c := range fkCols {
+			cp.FkAttrs = append(cp.FkAttrs, pg.MakeStrNode(c))
+		}
+	}
+	return deparseAlter(rel, &pg.AlterTableCmd{
+		Subtype: pg.AlterTableType_AT_AddConstraint,
+		Def:     &pg.Node{Node: &pg.Node_Constraint{Constraint: cp}},
+	})
+}
+
+func classifyCreateIndex(ix *pg.IndexStmt) Change {
+	table := rangeVarName(ix.Relation)
+	if ix.Idxname == "" {
+		var cols []string
+		for _, p := range ix.IndexParams {
+			if e := p.GetIndexElem(); e != nil && e.Name != "" {
+				cols = append(cols, e.Name)
+			} else {
+				cols = append(cols, "expr")
+			}
+		}
+		ix.Idxname = pgObjectName(ix.Relation.Relname, strings.Join(cols, "_"), "idx")
+	}
+	c := Change{Kind: CreateIndex, Table: table, Constraint: ix.Idxname, Concurrently: ix.Concurrent, NotNull: ix.Unique}
+	for _, p := range ix.IndexParams {
+		if e := p.GetIndexElem(); e != nil && e.Name != "" {
+			c.Columns = append(c.Columns, e.Name)
+		}
+	}
+	cp := proto.Clone(ix).(*pg.IndexStmt)
+	cp.Concurrent = true
+	cp.IfNotExists = false
+	c.Definition = deparseStmt(&pg.Node{Node: &pg.Node_IndexStmt{IndexStmt: cp}})
+	return c
+}
+
+func classifyDrop(d *pg.DropStmt) []Change {
+	cascade := d.Behavior == pg.DropBehavior_DROP_CASCADE
+	var out []Change
+	for _, o := range d.Objects {
+		name := qualifiedFromList(o.GetList().GetItems())
+		switch d.RemoveType {
+		case pg.ObjectType_OBJECT_TABLE:
+			out = append(out, Change{Kind: DropTable, Table: name, Cascade: cascade, IfExists: d.MissingOk})
+		case pg.ObjectType_OBJECT_INDEX:
+			one := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: true, Concurrent: true}
+			out = append(out, Change{
+				Kind: DropIndex, Constraint: name, Concurrently: d.Concurrent, IfExists: d.MissingOk, Cascade: cascade,
+				Definition: deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: one}}),
+			})
+		default:
+			out = append(out, Change{Kind: Unknown, Reason: fmt.Sprintf("DROP %s is not in the change catalogue", strings.ToUpper(objectName(d.RemoveType)))})
+		}
+	}
+	return out
+}
+
+func classifyAlterEnum(e *pg.AlterEnumStmt) Change {
+	enum := qualifiedFromList(e.TypeName)
+	if e.OldVal != "" {
+		return Change{Kind: RenameEnumValue, Enum: enum, Value: e.OldVal, NewName: e.NewVal}
+	}
+	return Change{Kind: Safe, Enum: enum, Value: e.NewVal, Reason: "ADD VALUE: old code never writes the new value"}
+}
+
+// rangeVarName returns "schema.name", public when the schema is not given.
+func rangeVarName(r *pg.RangeVar) string {
+	if r == nil {
+		return ""
+	}
+	s := r.Schemaname
+	if s == "" {
+		s = "public"
+	}
+	return s + "." + r.Relname
+}
+
+func qualifiedFromList(items []*pg.Node) string {
+	parts := names(items)
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return "public." + parts[0]
+	}
+	return strings.Join(parts[len(parts)-2:], ".")
+}
+
+func names(items []*pg.Node) []string {
+	var out []string
+	for _, it := range items {
+		if s := it.GetString_(); s != nil {
+			out = append(out, s.Sval)
+		}
+	}
+	return out
+}
+
+// pgObjectName names an object the way PostgreSQL's ChooseRelationName does
+// for the common case: table_column_suffix, cut to fit NAMEDATALEN.
+func pgObjectName(table, column, suffix string) string {
+	parts := []string{table}
+	if column != "" {
+		parts = append(parts, column)
+	}
+	name := strings.Join(parts, "_")
+	if max := 63 - len(suffix) - 1; len(name) > max {
+		name = name[:max]
+	}
+	return name + "_" + suffix
+}
+
+// volatileFunctions are built-in functions that give a new value per row.
+// now() and CURRENT_TIMESTAMP are STABLE, so ADD COLUMN with them is fast.
+var volatileFunctions = map[string]bool{
+	"random": true, "gen_random_uuid": true, "uuid_generate_v1": true, "uuid_generate_v4": true,
+	"clock_timestamp": true, "timeofday": true, "nextval": true, "txid_current": true, "setseed": true,
+	"random_normal": true, "uuidv4": true, "uuidv7": true,
+}
+
+func hasVolatileCall(n *pg.Node) bool {
+	found := false
+	walk(n, func(x *pg.Node) {
+		if f := x.GetFuncCall(); f != nil {
+			parts := names(f.Funcname)
+			if len(parts) > 0 && volatileFunctions[parts[len(parts)-1]] {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+func isSerial(t *pg.TypeName) bool {
+	parts := names(t.GetNames())
+	if len(parts) == 0 {
+		return false
+	}
+	switch parts[len(parts)-1] {
+	case "serial", "bigserial", "smallserial", "serial4", "serial8", "serial2":
+		return true
+	}
+	return false
+}
+
+// columnRefs lists the distinct column names an expression reads, in order.
+func columnRefs(n *pg.Node) []string {
+	var out []string
+	seen := map[string]bool{}
+	walk(n, func(x *pg.Node) {
+		if cr := x.GetColumnRef(); cr != nil {
+			parts := names(cr.Fields)
+			if len(parts) > 0 && !seen[parts[len(parts)-1]] {
+				seen[parts[len(parts)-1]] = true
+				out = append(out, parts[len(parts)-1])
+			}
+		}
+	})
+	return out
+}

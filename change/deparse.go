@@ -1,0 +1,157 @@
+package change
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// treeVersion is the parse tree version the deparser expects; trees we build
+// by hand must carry it.
+var treeVersion = sync.OnceValue(func() int32 {
+	r, err := pg.Parse("SELECT 1")
+	if err != nil {
+		panic("pg_query cannot parse SELECT 1: " + err.Error())
+	}
+	return r.Version
+})
+
+// deparseStmt prints a statement with PostgreSQL's own deparser.
+func deparseStmt(n *pg.Node) string {
+	out, err := pg.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: n}}})
+	if err != nil {
+		// Deparse only fails on trees the parser did not make; ours came from it.
+		return "/* cannot deparse: " + err.Error() + " */"
+	}
+	return out
+}
+
+// deparseExpr prints an expression by deparsing "SELECT expr".
+func deparseExpr(n *pg.Node) string {
+	sel := &pg.SelectStmt{TargetList: []*pg.Node{{Node: &pg.Node_ResTarget{ResTarget: &pg.ResTarget{Val: n}}}}}
+	s := deparseStmt(&pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}})
+	return strings.TrimPrefix(s, "SELECT ")
+}
+
+// deparseType prints a type name by deparsing "SELECT NULL::type".
+func deparseType(t *pg.TypeName) string {
+	if t == nil {
+		return ""
+	}
+	cast := &pg.TypeCast{Arg: &pg.Node{Node: &pg.Node_AConst{AConst: &pg.A_Const{Isnull: true}}}, TypeName: t}
+	s := deparseExpr(&pg.Node{Node: &pg.Node_TypeCast{TypeCast: cast}})
+	return strings.TrimPrefix(s, "NULL::")
+}
+
+func deparseArgs(args []*pg.Node) string {
+	parts := make([]string, 0, len(args))
+	for _, a := range args {
+		parts = append(parts, deparseExpr(a))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// walk calls f on n and on every node below it.
+func walk(n *pg.Node, f func(*pg.Node)) {
+	if n == nil {
+		return
+	}
+	walkMessage(n.ProtoReflect(), f)
+}
+
+func walkMessage(m protoreflect.Message, f func(*pg.Node)) {
+	if node, ok := m.Interface().(*pg.Node); ok {
+		f(node)
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walkMessage(l.Get(i).Message(), f)
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			walkMessage(v.Message(), f)
+		}
+		return true
+	})
+}
+
+// QualifyColumns rewrites an expression so that each bare reference to one of
+// cols reads qualifier.col instead (e.g. "lower(email)" -> "lower(NEW.email)"),
+// through the parse tree, not the text.
+func QualifyColumns(expr, qualifier string, cols []string) (string, error) {
+	tree, err := pg.Parse("SELECT " + expr)
+	if err != nil {
+		return "", fmt.Errorf("expression %q: %w", expr, err)
+	}
+	want := map[string]bool{}
+	for _, c := range cols {
+		want[c] = true
+	}
+	walk(tree.Stmts[0].Stmt, func(n *pg.Node) {
+		cr := n.GetColumnRef()
+		if cr == nil || len(cr.Fields) != 1 {
+			return
+		}
+		if s := cr.Fields[0].GetString_(); s != nil && want[s.Sval] {
+			cr.Fields = append([]*pg.Node{pg.MakeStrNode(qualifier)}, cr.Fields...)
+		}
+	})
+	return strings.TrimPrefix(deparseStmt(tree.Stmts[0].Stmt), "SELECT "), nil
+}
+
+// ExprColumns lists the bare column names an expression reads.
+func ExprColumns(expr string) ([]string, error) {
+	tree, err := pg.Parse("SELECT " + expr)
+	if err != nil {
+		return nil, fmt.Errorf("expression %q: %w", expr, err)
+	}
+	return columnRefs(tree.Stmts[0].Stmt), nil
+}
+
+// QuoteIdent quotes an identifier when PostgreSQL needs it quoted.
+func QuoteIdent(s string) string {
+	if s == "" {
+		return `""`
+	}
+	plain := true
+	for i, r := range s {
+		if !(r == '_' || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') || (i > 0 && r == '$')) {
+			plain = false
+			break
+		}
+	}
+	if plain && !isKeyword(s) {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// isKeyword asks the real scanner whether s is a reserved or type/function
+// keyword that must be quoted as an identifier.
+func isKeyword(s string) bool {
+	res, err := pg.Scan(s)
+	if err != nil || len(res.Tokens) != 1 {
+		return true
+	}
+	k := res.Tokens[0].KeywordKind
+	return k == pg.KeywordKind_RESERVED_KEYWORD || k == pg.KeywordKind_TYPE_FUNC_NAME_KEYWORD || k == pg.KeywordKind_COL_NAME_KEYWORD
+}
+
+// QuoteQualified quotes "schema.name" as schema.name with each part quoted.
+func QuoteQualified(q string) string {
+	parts := strings.SplitN(q, ".", 2)
+	if len(parts) == 1 {
+		return QuoteIdent(q)
+	}
+	return QuoteIdent(parts[0]) + "." + QuoteIdent(parts[1])
+}
+
+// QuoteLiteral quotes a string as an SQL literal.
+func QuoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

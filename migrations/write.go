@@ -1,0 +1,211 @@
+// Package migrations turns a Plan into golang-migrate files and back.
+package migrations
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/phasekit/phasekit/phases"
+)
+
+// DefaultLockTimeout is written at the top of every transactional file, so a
+// plain golang-migrate run never queues behind a long transaction for long.
+const DefaultLockTimeout = "5s"
+
+// BackfillDirective starts the comment line that carries a backfill step as
+// JSON in its up file; phasekit apply reads it and runs keyset batches, while
+// plain golang-migrate runs the file's single UPDATE.
+const BackfillDirective = "-- phasekit:backfill "
+
+// File is one golang-migrate migration: NNNNNN_<phase>_<what>.up.sql and .down.sql.
+type File struct {
+	Version uint
+	Name    string // <phase>_<what>
+	Phase   phases.Kind
+	Up      string
+	Down    string
+}
+
+// Files lays the plan out as golang-migrate migrations, in order. Statements
+// that may share a transaction share a file (golang-migrate runs each file as
+// one implicit transaction); each CONCURRENTLY statement gets its own file.
+func Files(p *phases.Plan) []File {
+	var out []File
+	next := func(ph phases.Kind, what, up, down string) {
+		out = append(out, File{
+			Version: uint(len(out) + 1),
+			Name:    slug(string(ph) + "_" + what),
+			Phase:   ph,
+			Up:      up,
+			Down:    down,
+		})
+	}
+	for pi, ph := range p.Phases {
+		header := fmt.Sprintf("-- phasekit plan %s, phase %d of %d: %s\n-- apps that must work before: %s; after: %s\n",
+			short(p.Hash), pi+1, len(p.Phases), ph.Kind, strings.Join(ph.AppsBefore, ", "), strings.Join(ph.AppsAfter, ", "))
+		if ph.DeployBefore != "" {
+			header += "-- before this phase: " + ph.DeployBefore + "\n"
+		}
+		var group []phases.Statement
+		flush := func() {
+			if len(group) == 0 {
+				return
+			}
+			next(ph.Kind, what(group), header+transactionalUp(group), header+transactionalDown(group))
+			group = nil
+		}
+		for _, st := range ph.Statements {
+			if st.Transactional {
+				if st.NewTransaction {
+					flush()
+				}
+				group = append(group, st)
+				continue
+			}
+			flush()
+			next(ph.Kind, what([]phases.Statement{st})+"_concurrently", header+"-- runs outside a transaction: keep it alone in this file\n"+st.SQL+";\n", header+rollbackSQL(st))
+		}
+		flush()
+		for _, b := range ph.Backfills {
+			directive, _ := json.Marshal(b)
+			up := header + BackfillDirective + string(directive) + "\n" +
+				"-- phasekit apply runs this in keyset batches; a plain golang-migrate run does it as one statement.\n" +
+				b.SQL + ";\n"
+			down := header + "-- nothing to undo: the backfilled columns go away with the expand phase's rollback\nSELECT 1;\n"
+			next(ph.Kind, tableName(b.Table), up, down)
+		}
+	}
+	return out
+}
+
+func transactionalUp(group []phases.Statement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SET lock_timeout = '%s';\n", DefaultLockTimeout)
+	for _, st := range group {
+		if st.Why != "" {
+			fmt.Fprintf(&b, "\n-- %s (lock: %s)\n", st.Why, st.Lock)
+		}
+		b.WriteString(st.SQL + ";\n")
+	}
+	return b.String()
+}
+
+func transactionalDown(group []phases.Statement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SET lock_timeout = '%s';\n", DefaultLockTimeout)
+	for i := len(group) - 1; i >= 0; i-- {
+		for _, r := range group[i].Rollback {
+			b.WriteString(r + ";\n")
+		}
+	}
+	return b.String()
+}
+
+func rollbackSQL(st phases.Statement) string {
+	if len(st.Rollback) == 0 {
+		return "SELECT 1;\n"
+	}
+	return strings.Join(st.Rollback, ";\n") + ";\n"
+}
+
+func what(group []phases.Statement) string {
+	tables := []string{}
+	seen := map[string]bool{}
+	for _, st := range group {
+		if st.Table != "" && !seen[st.Table] {
+			seen[st.Table] = true
+			tables = append(tables, tableName(st.Table))
+		}
+	}
+	if len(tables) == 0 {
+		return "setup"
+	}
+	if len(tables) > 2 {
+		tables = append(tables[:2], "more")
+	}
+	return strings.Join(tables, "_")
+}
+
+func tableName(q string) string {
+	if i := strings.LastIndexByte(q, '.'); i >= 0 {
+		return q[i+1:]
+	}
+	return q
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		case r == '-':
+			b.WriteRune('_')
+		}
+	}
+	return b.String()
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// Write writes the plan's golang-migrate files, plan.json and PLAN.md (made by
+// render once the phases know their files) into dir, which must be empty or
+// not exist.
+func Write(dir string, p *phases.Plan, render func(*phases.Plan) string) ([]File, error) {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("write plan: %s is not empty; choose a new directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("write plan: %w", err)
+	}
+	files := Files(p)
+	for i := range p.Phases {
+		p.Phases[i].Files = nil
+	}
+	for _, f := range files {
+		base := fmt.Sprintf("%06d_%s", f.Version, f.Name)
+		for i := range p.Phases {
+			if p.Phases[i].Kind == f.Phase {
+				p.Phases[i].Files = append(p.Phases[i].Files, base)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, base+".up.sql"), []byte(f.Up), 0o644); err != nil {
+			return nil, fmt.Errorf("write plan: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, base+".down.sql"), []byte(f.Down), 0o644); err != nil {
+			return nil, fmt.Errorf("write plan: %w", err)
+		}
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("write plan.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plan.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write plan.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "PLAN.md"), []byte(render(p)), 0o644); err != nil {
+		return nil, fmt.Errorf("write PLAN.md: %w", err)
+	}
+	return files, nil
+}
+
+// ReadPlan reads plan.json from a plan directory.
+func ReadPlan(dir string) (*phases.Plan, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "plan.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	var p phases.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("read plan: %s: %w", filepath.Join(dir, "plan.json"), err)
+	}
+	return &p, nil
+}

@@ -1,0 +1,106 @@
+package phases
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+func init() {
+	register(change.AddForeignKey, planAddForeignKey)
+	register(change.AddCheck, planAddCheck)
+}
+
+// planAddForeignKey adds the key NOT VALID (new writes are checked at once,
+// existing rows are not scanned under the strong lock), then validates it
+// under SHARE UPDATE EXCLUSIVE, which lets reads and writes go on.
+func planAddForeignKey(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, err
+	}
+	for _, col := range c.Columns {
+		if _, err := lookupColumn(c, t, col); err != nil {
+			return nil, err
+		}
+	}
+	ref, err := lookupTable(s, c, c.RefTable)
+	if err != nil {
+		return nil, err
+	}
+	for _, col := range c.RefColumns {
+		if _, err := lookupColumn(c, ref, col); err != nil {
+			return nil, err
+		}
+	}
+	return notValidThenValidate(t.QName(), c, LockShareRowExclusive), nil
+}
+
+// planAddCheck: NOT VALID, then VALIDATE.
+func planAddCheck(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, err
+	}
+	for _, col := range c.Columns {
+		if _, err := lookupColumn(c, t, col); err != nil {
+			return nil, err
+		}
+	}
+	return notValidThenValidate(t.QName(), c, LockAccessExclusive), nil
+}
+
+func notValidThenValidate(table string, c change.Change, lock string) *fragment {
+	f := newFragment()
+	drop := fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(table), q(c.Constraint))
+	f.add(Expand, ddl(table, lock, "checks new writes now; existing rows are not scanned under this lock", c.Definition, drop))
+	if !c.NotValid {
+		v := ddl(table, LockShareUpdateExclusive, "scans existing rows while reads and writes go on",
+			fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qq(table), q(c.Constraint)))
+		v.NewTransaction = true
+		f.add(Validate, v)
+	}
+	return f
+}
+
+// notNullCheckName names the helper CHECK (col IS NOT NULL) constraint.
+func notNullCheckName(table, column string) string {
+	name := "phasekit_" + strings.ReplaceAll(tableOnly(table), ".", "_") + "_" + column + "_not_null"
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+func tableOnly(q string) string {
+	if i := strings.LastIndexByte(q, '.'); i >= 0 {
+		return q[i+1:]
+	}
+	return q
+}
+
+// setNotNullSteps makes a column NOT NULL without a long ACCESS EXCLUSIVE
+// scan: a NOT VALID check (new NULLs refused from then on), VALIDATE under
+// SHARE UPDATE EXCLUSIVE in a transaction of its own, then SET NOT NULL, which
+// PostgreSQL proves from the valid check without a scan, and the helper check
+// goes.
+func setNotNullSteps(f *fragment, table, column string, checkPhase, validatePhase, setPhase Kind) {
+	name := notNullCheckName(table, column)
+	f.add(checkPhase, ddl(table, LockAccessExclusive, "refuse new NULLs from now on; existing rows are checked next",
+		fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", qq(table), q(name), q(column)),
+		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(table), q(name))))
+	validate := ddl(table, LockShareUpdateExclusive, "scan existing rows while reads and writes go on",
+		fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qq(table), q(name)))
+	validate.NewTransaction = true
+	f.add(validatePhase, validate)
+	set := ddl(table, LockAccessExclusive, "no scan: the valid check proves there is no NULL",
+		fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(table), q(column)),
+		fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", qq(table), q(column)))
+	set.NewTransaction = true
+	f.add(setPhase, set)
+	f.add(setPhase, ddl(table, LockAccessExclusive, "the helper check is no longer needed",
+		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", qq(table), q(name)),
+		fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL)", qq(table), q(name), q(column))))
+}

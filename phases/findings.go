@@ -1,0 +1,140 @@
+package phases
+
+import (
+	"fmt"
+
+	"github.com/phasekit/phasekit/change"
+)
+
+// Rule is a lint rule: what a statement risks and the safe recipe.
+type Rule struct {
+	ID       string   `json:"id"`
+	Severity Severity `json:"severity"`
+	Summary  string   `json:"summary"`
+	Recipe   string   `json:"recipe"`
+}
+
+// Rules is every lint rule, by id.
+var Rules = map[string]Rule{}
+
+func rule(id string, sev Severity, summary, recipe string) string {
+	Rules[id] = Rule{ID: id, Severity: sev, Summary: summary, Recipe: recipe}
+	return id
+}
+
+// Rule ids.
+var (
+	RuleRenameColumn   = rule("rename-column", Error, "renaming a column breaks every running N instance that uses the old name", "expand (add the new column), dual-write (trigger both ways), backfill, deploy N+1, contract (drop the old column, keep the data under the new name)")
+	RuleRenameTable    = rule("rename-table", Error, "renaming a table breaks every running N instance that uses the old name", "expand (rename and leave an updatable view under the old name), deploy N+1, contract (drop the view)")
+	RuleChangeType     = rule("change-type", Error, "changing a column type rewrites the table under ACCESS EXCLUSIVE and can break N", "expand (shadow column of the new type), dual-write, backfill, validate, contract (swap the columns)")
+	RuleDropColumn     = rule("drop-column", Error, "dropping a column breaks every running N instance that reads or writes it", "expand (drop NOT NULL so N+1 can insert without it), deploy N+1 that no longer uses it, contract (drop it)")
+	RuleDropTable      = rule("drop-table", Error, "dropping a table breaks every running N instance that uses it", "deploy N+1 that no longer uses it, contract (drop it)")
+	RuleSetNotNull     = rule("set-not-null", Error, "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE and fails on existing NULLs", "expand (CHECK (col IS NOT NULL) NOT VALID), backfill NULLs with a fill value, validate, contract (SET NOT NULL using the valid check, drop the check)")
+	RuleRequiredColumn = rule("required-column", Error, "a NOT NULL column without a default fails on a table with rows and breaks N's inserts", "expand (add it nullable), deploy N+1 writing it, backfill, validate, contract (SET NOT NULL through a valid check)")
+	RuleVolatileDef    = rule("volatile-default", Error, "a volatile default (random(), nextval(), serial) rewrites the whole table under ACCESS EXCLUSIVE", "expand (add the column without default, then SET DEFAULT), backfill existing rows in batches")
+	RuleForeignKey     = rule("foreign-key-not-valid", Error, "ADD FOREIGN KEY scans both tables while holding SHARE ROW EXCLUSIVE on them", "expand (ADD CONSTRAINT ... NOT VALID), validate (VALIDATE CONSTRAINT under SHARE UPDATE EXCLUSIVE)")
+	RuleCheck          = rule("check-not-valid", Error, "ADD CHECK scans the whole table under ACCESS EXCLUSIVE", "expand (ADD CONSTRAINT ... NOT VALID), validate (VALIDATE CONSTRAINT under SHARE UPDATE EXCLUSIVE)")
+	RuleIndex          = rule("index-concurrently", Error, "CREATE INDEX without CONCURRENTLY blocks every write to the table while it builds", "expand (CREATE INDEX CONCURRENTLY, outside a transaction)")
+	RuleDropIndex      = rule("drop-index-concurrently", Warning, "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table", "contract (DROP INDEX CONCURRENTLY, outside a transaction)")
+	RuleUnique         = rule("unique-constraint", Error, "ADD UNIQUE builds its index under ACCESS EXCLUSIVE", "expand (CREATE UNIQUE INDEX CONCURRENTLY), then ADD CONSTRAINT ... UNIQUE USING INDEX")
+	RulePrimaryKey     = rule("primary-key", Error, "ADD PRIMARY KEY builds its index and checks NOT NULL under ACCESS EXCLUSIVE", "expand (CREATE UNIQUE INDEX CONCURRENTLY, CHECK (col IS NOT NULL) NOT VALID), validate, contract (SET NOT NULL, ADD PRIMARY KEY USING INDEX)")
+	RuleEnumRemove     = rule("enum-value-removal", Error, "PostgreSQL cannot drop an enum value; rows holding it and N writing it break", "a change spec remove_enum_value: new type, dual-write, backfill with a replacement, contract")
+	RuleEnumRename     = rule("enum-value-rename", Error, "renaming an enum value breaks N instances that write or compare the old label", "a change spec: new enum type with both labels mapped, dual-write, backfill, contract")
+	RuleLockTimeout    = rule("lock-timeout", Warning, "DDL without lock_timeout can queue behind a long transaction and block every query behind it", "SET lock_timeout (e.g. '2s') before the DDL; phasekit apply always sets it and retries")
+	RuleUnknown        = rule("unknown-statement", Warning, "phasekit does not know whether this statement is safe while N and N+1 share the database", "review it by hand; if it is safe, silence it with -- phasekit:allow unknown-statement REASON")
+	RuleDefault        = rule("set-default", Info, "SET/DROP DEFAULT is metadata only, but N and N+1 see different defaults during the rollout", "expand (change the default), no backfill needed")
+)
+
+// locksTable lists the change kinds whose statement takes a table lock that
+// queues other queries; lock_timeout matters for them.
+var locksTable = map[change.Kind]bool{
+	change.RenameColumn: true, change.RenameTable: true, change.ChangeType: true, change.DropColumn: true,
+	change.DropTable: true, change.SetNotNull: true, change.DropNotNull: true, change.SetDefault: true,
+	change.DropDefault: true, change.AddColumn: true, change.AddForeignKey: true, change.AddCheck: true,
+	change.AddUnique: true, change.AddPrimaryKey: true, change.CreateIndex: true, change.DropIndex: true,
+}
+
+// Findings applies the lint rules to changes as written, without a schema.
+func Findings(changes []change.Change) []Finding {
+	return findingsOf(changes)
+}
+
+func findingsOf(changes []change.Change) []Finding {
+	var out []Finding
+	lockTimeout := map[string]bool{} // by file
+	warnedTimeout := map[string]bool{}
+	for _, c := range changes {
+		add := func(id, msg string) {
+			r := Rules[id]
+			f := Finding{Rule: id, Severity: r.Severity, Pos: c.Pos, Message: msg, Recipe: r.Recipe}
+			for _, a := range c.Allowed {
+				if a.Rule == id {
+					f.Allowed = a.Reason
+					if f.Allowed == "" {
+						f.Allowed = "(no reason given)"
+					}
+				}
+			}
+			out = append(out, f)
+		}
+		if c.Kind == change.SessionSetting && c.Setting == "lock_timeout" {
+			lockTimeout[c.Pos.File] = true
+		}
+		if locksTable[c.Kind] && !lockTimeout[c.Pos.File] && !warnedTimeout[c.Pos.File] && !(c.Kind == change.CreateIndex && c.Concurrently) {
+			warnedTimeout[c.Pos.File] = true
+			add(RuleLockTimeout, "no SET lock_timeout before this DDL")
+		}
+		switch c.Kind {
+		case change.RenameColumn:
+			add(RuleRenameColumn, fmt.Sprintf("renames %s.%s to %s: %s", c.Table, c.Column, c.NewName, Rules[RuleRenameColumn].Summary))
+		case change.RenameTable:
+			add(RuleRenameTable, fmt.Sprintf("renames %s to %s: %s", c.Table, c.NewName, Rules[RuleRenameTable].Summary))
+		case change.ChangeType:
+			add(RuleChangeType, fmt.Sprintf("changes %s.%s to %s: %s", c.Table, c.Column, c.Type, Rules[RuleChangeType].Summary))
+		case change.DropColumn:
+			add(RuleDropColumn, fmt.Sprintf("drops %s.%s: %s", c.Table, c.Column, Rules[RuleDropColumn].Summary))
+		case change.DropTable:
+			add(RuleDropTable, fmt.Sprintf("drops %s: %s", c.Table, Rules[RuleDropTable].Summary))
+		case change.SetNotNull:
+			if c.Fill == "" {
+				add(RuleSetNotNull, fmt.Sprintf("sets %s.%s NOT NULL: %s", c.Table, c.Column, Rules[RuleSetNotNull].Summary))
+			}
+		case change.AddColumn:
+			if c.NotNull && c.Default == "" {
+				add(RuleRequiredColumn, fmt.Sprintf("adds %s.%s NOT NULL without a default: %s", c.Table, c.Column, Rules[RuleRequiredColumn].Summary))
+			}
+			if c.VolatileDefault {
+				add(RuleVolatileDef, fmt.Sprintf("adds %s.%s with a volatile default: %s", c.Table, c.Column, Rules[RuleVolatileDef].Summary))
+			}
+		case change.AddForeignKey:
+			if !c.NotValid {
+				add(RuleForeignKey, fmt.Sprintf("adds foreign key %s without NOT VALID: %s", c.Constraint, Rules[RuleForeignKey].Summary))
+			}
+		case change.AddCheck:
+			if !c.NotValid {
+				add(RuleCheck, fmt.Sprintf("adds CHECK %s without NOT VALID: %s", c.Constraint, Rules[RuleCheck].Summary))
+			}
+		case change.CreateIndex:
+			if !c.Concurrently {
+				add(RuleIndex, fmt.Sprintf("creates index %s without CONCURRENTLY: %s", c.Constraint, Rules[RuleIndex].Summary))
+			}
+		case change.DropIndex:
+			if !c.Concurrently {
+				add(RuleDropIndex, fmt.Sprintf("drops index %s without CONCURRENTLY: %s", c.Constraint, Rules[RuleDropIndex].Summary))
+			}
+		case change.AddUnique:
+			add(RuleUnique, fmt.Sprintf("adds UNIQUE %s on an existing table: %s", c.Constraint, Rules[RuleUnique].Summary))
+		case change.AddPrimaryKey:
+			add(RulePrimaryKey, fmt.Sprintf("adds PRIMARY KEY %s on an existing table: %s", c.Constraint, Rules[RulePrimaryKey].Summary))
+		case change.RemoveEnumValue:
+			add(RuleEnumRemove, fmt.Sprintf("removes value %q from %s: %s", c.Value, c.Enum, Rules[RuleEnumRemove].Summary))
+		case change.RenameEnumValue:
+			add(RuleEnumRename, fmt.Sprintf("renames value %q of %s to %q: %s", c.Value, c.Enum, c.NewName, Rules[RuleEnumRename].Summary))
+		case change.SetDefault, change.DropDefault:
+			add(RuleDefault, fmt.Sprintf("%s on %s.%s: %s", c.Kind, c.Table, c.Column, Rules[RuleDefault].Summary))
+		case change.Unknown:
+			add(RuleUnknown, c.Reason+": "+Rules[RuleUnknown].Summary)
+		}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package phases
+
+import (
+	"fmt"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+func init() {
+	register(change.SetNotNull, planSetNotNull)
+	register(change.DropNotNull, planColumnMetadata)
+	register(change.SetDefault, planColumnMetadata)
+	register(change.DropDefault, planColumnMetadata)
+}
+
+// planSetNotNull: with a fill value (change spec), expand sets it as the
+// default (so rows N inserts without a value get it) and a backfill replaces
+// existing NULLs. N may still write an explicit NULL, so the check that
+// refuses NULLs, its validation and SET NOT NULL all wait for contract, each
+// in its own transaction so the validating scan holds no strong lock.
+func planSetNotNull(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, err
+	}
+	col, err := lookupColumn(c, t, c.Column)
+	if err != nil {
+		return nil, err
+	}
+	if col.NotNull {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is already NOT NULL", t.QName(), col.Name)}
+	}
+	f := newFragment()
+	tn := t.QName()
+	if c.Fill != "" {
+		key, err := backfillKey(c, t)
+		if err != nil {
+			return nil, err
+		}
+		if col.Default == "" {
+			f.add(Expand, ddl(tn, LockAccessExclusive, "rows N inserts without a value get the fill value",
+				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(col.Name), c.Fill),
+				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", qq(tn), q(col.Name))))
+		}
+		f.backfills = append(f.backfills, newBackfill(tn, key, t.RowEstimate,
+			[]Assignment{{Column: col.Name, Expr: fmt.Sprintf("COALESCE(%s, %s)", q(col.Name), c.Fill), Type: col.Type}}))
+	}
+	setNotNullSteps(f, tn, col.Name, Contract, Contract, Contract)
+	f.deploy = fmt.Sprintf("N+1 never writes NULL into %s.%s", tn, col.Name)
+	return f, nil
+}
+
+// planColumnMetadata: DROP NOT NULL, SET DEFAULT and DROP DEFAULT change
+// catalogue entries only (no scan, no rewrite) and accept everything N wrote
+// before, so they run in expand with a short lock.
+func planColumnMetadata(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, err
+	}
+	col, err := lookupColumn(c, t, c.Column)
+	if err != nil {
+		return nil, err
+	}
+	tn := t.QName()
+	var rollback string
+	switch c.Kind {
+	case change.DropNotNull:
+		rollback = fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(col.Name))
+	default:
+		if col.Default == "" {
+			rollback = fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", qq(tn), q(col.Name))
+		} else {
+			rollback = fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(col.Name), col.Default)
+		}
+	}
+	f := newFragment()
+	f.add(Expand, ddl(tn, LockAccessExclusive, "catalogue only: no scan, no rewrite", c.SQL, rollback))
+	return f, nil
+}

@@ -1,0 +1,418 @@
+// Package phases is the change catalogue and the planner: a pure function from
+// a schema snapshot and the wanted changes to a Plan of backward-compatible
+// phases. Nothing in this package touches a database.
+package phases
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+// Kind is the kind of a phase.
+type Kind string
+
+// Phase kinds, in the order they run.
+const (
+	Expand    Kind = "expand"     // add the new shape
+	DualWrite Kind = "dual-write" // keep old and new in sync with triggers
+	Backfill  Kind = "backfill"   // copy existing rows in batches
+	Validate  Kind = "validate"   // validate constraints added NOT VALID
+	Contract  Kind = "contract"   // remove the old shape
+)
+
+// Order lists the phase kinds in the order they run.
+var Order = []Kind{Expand, DualWrite, Backfill, Validate, Contract}
+
+// Lock modes, as PostgreSQL names them.
+const (
+	LockNone                 = "none"
+	LockAccessShare          = "ACCESS SHARE"
+	LockRowExclusive         = "ROW EXCLUSIVE"
+	LockShareUpdateExclusive = "SHARE UPDATE EXCLUSIVE"
+	LockShareRowExclusive    = "SHARE ROW EXCLUSIVE"
+	LockAccessExclusive      = "ACCESS EXCLUSIVE"
+)
+
+// App versions: the version running before the change and the one that
+// needs the change.
+const (
+	Old = "N"
+	New = "N+1"
+)
+
+// Statement is one SQL statement of a phase.
+type Statement struct {
+	SQL string `json:"sql"`
+	// Lock is the strongest table lock the statement takes.
+	Lock string `json:"lock"`
+	// Transactional is false for statements that cannot run in a transaction
+	// block (CREATE INDEX CONCURRENTLY and the like).
+	Transactional bool `json:"transactional"`
+	// NewTransaction starts a new transaction (and migration file) at this
+	// statement, so a long scan never shares a transaction with a strong lock.
+	NewTransaction bool `json:"new_transaction,omitempty"`
+	// Rollback undoes this statement; run in order.
+	Rollback []string `json:"rollback,omitempty"`
+	// Table is the table the statement locks, "schema.name".
+	Table string `json:"table,omitempty"`
+	// Why says in a few words what the statement is for.
+	Why string `json:"why,omitempty"`
+	// Change is the index in Plan.Changes of the change this serves.
+	Change int `json:"change"`
+}
+
+// Assignment sets a column to an expression over the row's other columns.
+type Assignment struct {
+	Column string `json:"column"`
+	Expr   string `json:"expr"`
+	Type   string `json:"type"` // the column's SQL type
+}
+
+// BackfillStep copies existing rows into the new shape in keyset batches.
+type BackfillStep struct {
+	Table string       `json:"table"`
+	Key   []string     `json:"key"` // primary key or unique NOT NULL key, keyset order
+	Set   []Assignment `json:"set"`
+	// Where selects the rows still to fill; re-running a batch is harmless.
+	Where string `json:"where"`
+	// Verify counts rows that differ from their expected value; must be 0.
+	Verify string `json:"verify"`
+	// SQL is the whole backfill as one statement, for runners that cannot
+	// batch (plain golang-migrate). phasekit apply batches instead.
+	SQL         string `json:"sql"`
+	RowEstimate int64  `json:"row_estimate"`
+	Change      int    `json:"change"`
+}
+
+// Phase is one step of the rollout.
+type Phase struct {
+	Kind       Kind           `json:"kind"`
+	Statements []Statement    `json:"statements"`
+	Backfills  []BackfillStep `json:"backfills,omitempty"`
+	// AppsBefore and AppsAfter are the app versions that must work against
+	// the database before and after this phase runs.
+	AppsBefore []string `json:"apps_before"`
+	AppsAfter  []string `json:"apps_after"`
+	// DeployBefore is the code deploy step that must be finished before this
+	// phase runs ("" when none).
+	DeployBefore string `json:"deploy_before,omitempty"`
+	// DeployAfter is the code deploy step this phase allows.
+	DeployAfter string `json:"deploy_after,omitempty"`
+	// Reversible is false when the phase's rollback cannot restore data.
+	Reversible bool `json:"reversible"`
+	// Files are the golang-migrate files of this phase, in order (set when
+	// the plan is written out).
+	Files []string `json:"files,omitempty"`
+}
+
+// Severity of a finding.
+type Severity string
+
+// Severities.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+	Info    Severity = "info"
+)
+
+// Finding is something the reviewer must know about a change.
+type Finding struct {
+	Rule     string     `json:"rule"`
+	Severity Severity   `json:"severity"`
+	Pos      change.Pos `json:"pos"`
+	Message  string     `json:"message"`
+	Recipe   string     `json:"recipe,omitempty"`
+	// Allowed is the reason given in the file when the rule was silenced.
+	Allowed string `json:"allowed,omitempty"`
+}
+
+// Plan is the phased plan for a set of changes. It is plain data: print it,
+// diff it, write it as golang-migrate files, review it, then run exactly it.
+type Plan struct {
+	Version  int             `json:"version"`
+	Sources  []string        `json:"sources"`
+	Changes  []change.Change `json:"changes"`
+	Phases   []Phase         `json:"phases"`
+	Findings []Finding       `json:"findings,omitempty"`
+	// Deploy says what N+1 expects of the database, for the deploy step.
+	Deploy []string `json:"deploy,omitempty"`
+	// Tables are the tables the plan changes, "schema.name", sorted.
+	Tables []string `json:"tables"`
+	// Hash identifies the plan: the SHA-256 of its phases.
+	Hash string `json:"hash"`
+}
+
+// Phase returns the phase of the given kind, or nil.
+func (p *Plan) Phase(k Kind) *Phase {
+	for i := range p.Phases {
+		if p.Phases[i].Kind == k {
+			return &p.Phases[i]
+		}
+	}
+	return nil
+}
+
+// PlanError is a change the planner cannot plan: a missing table or column,
+// or a change that would break a dependent object. It names the position.
+type PlanError struct {
+	Pos change.Pos
+	Msg string
+}
+
+func (e *PlanError) Error() string { return e.Pos.String() + ": " + e.Msg }
+
+// fragment is what one change contributes to the plan.
+type fragment struct {
+	steps     map[Kind][]Statement
+	backfills []BackfillStep
+	syncs     []sync
+	deploy    string // what N+1 may do once the pre-contract phases ran
+	findings  []Finding
+	// irreversible marks phases whose rollback loses data.
+	irreversible map[Kind]bool
+}
+
+func newFragment() *fragment {
+	return &fragment{steps: map[Kind][]Statement{}, irreversible: map[Kind]bool{}}
+}
+
+func (f *fragment) add(k Kind, s Statement) { f.steps[k] = append(f.steps[k], s) }
+
+// planner plans one change kind.
+type planner func(s *schema.Snapshot, c change.Change) (*fragment, error)
+
+// catalogue maps each change kind to its planner; one file per kind.
+var catalogue = map[change.Kind]planner{}
+
+func register(k change.Kind, p planner) { catalogue[k] = p }
+
+// Build plans the changes of the given migrations against the snapshot.
+func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
+	p := &Plan{Version: 1}
+	var frags []*fragment
+	for _, m := range migrations {
+		p.Sources = append(p.Sources, m.File)
+		for _, c := range m.Changes {
+			idx := len(p.Changes)
+			p.Changes = append(p.Changes, c)
+			if c.Kind == change.SessionSetting {
+				continue
+			}
+			plan, ok := catalogue[c.Kind]
+			if !ok {
+				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
+			}
+			f, err := plan(s, c)
+			if err != nil {
+				return nil, err
+			}
+			for k := range f.steps {
+				for i := range f.steps[k] {
+					f.steps[k][i].Change = idx
+				}
+			}
+			for i := range f.backfills {
+				f.backfills[i].Change = idx
+			}
+			for i := range f.findings {
+				f.findings[i].Pos = c.Pos
+			}
+			frags = append(frags, f)
+		}
+	}
+	merge(p, s, frags)
+	p.Findings = append(p.Findings, findingsOf(p.Changes)...)
+	for _, f := range frags {
+		p.Findings = append(p.Findings, f.findings...)
+	}
+	p.Hash = hashPhases(p.Phases)
+	return p, nil
+}
+
+// merge puts the fragments' statements into phases, adds the dual-write
+// triggers (one per table, covering every change on it) and fills in the app
+// version windows and deploy steps.
+func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
+	steps := map[Kind][]Statement{}
+	var backfills []BackfillStep
+	var syncs []sync
+	irreversible := map[Kind]bool{}
+	tables := map[string]bool{}
+	for _, f := range frags {
+		for _, k := range Order {
+			steps[k] = append(steps[k], f.steps[k]...)
+			if f.irreversible[k] {
+				irreversible[k] = true
+			}
+		}
+		backfills = append(backfills, f.backfills...)
+		syncs = append(syncs, f.syncs...)
+		if f.deploy != "" {
+			p.Deploy = append(p.Deploy, f.deploy)
+		}
+	}
+	if len(syncs) > 0 {
+		dw, contract := syncTriggers(syncs, backfills)
+		steps[DualWrite] = append(dw, steps[DualWrite]...)
+		// Last in contract, in the same transaction as the column changes:
+		// nothing fires in between, and a rollback recreates the trigger
+		// before it refills columns, so the refill keeps other columns as
+		// they were.
+		steps[Contract] = append(steps[Contract], contract...)
+	}
+	for _, k := range Order {
+		for _, st := range steps[k] {
+			if st.Table != "" {
+				tables[st.Table] = true
+			}
+		}
+	}
+	for _, b := range backfills {
+		tables[b.Table] = true
+	}
+	for t := range tables {
+		p.Tables = append(p.Tables, t)
+	}
+	sort.Strings(p.Tables)
+
+	// The last phase before contract is where N+1 may roll out.
+	var kinds []Kind
+	for _, k := range Order {
+		if len(steps[k]) > 0 || (k == Backfill && len(backfills) > 0) {
+			kinds = append(kinds, k)
+		}
+	}
+	deployNew := "deploy N+1"
+	if len(p.Deploy) > 0 {
+		deployNew += " (" + strings.Join(p.Deploy, "; ") + ")"
+	}
+	hasContract := len(steps[Contract]) > 0
+	newDeployed := false
+	for i, k := range kinds {
+		ph := Phase{Kind: k, Statements: steps[k], Reversible: !irreversible[k]}
+		if ph.Statements == nil {
+			ph.Statements = []Statement{}
+		}
+		if k == Backfill {
+			ph.Backfills = backfills
+		}
+		ph.AppsBefore = []string{Old}
+		if newDeployed {
+			ph.AppsBefore = []string{Old, New}
+		}
+		switch {
+		case k == Contract:
+			ph.DeployBefore = deployNew + " to every stage and wave; then retire N: no N instance may remain"
+			if !newDeployed {
+				ph.DeployBefore = deployNew + " everywhere, then retire N: no N instance may remain"
+			}
+			ph.AppsBefore = []string{New}
+			ph.AppsAfter = []string{New}
+		case i == len(kinds)-1 || (hasContract && kinds[i+1] == Contract):
+			ph.AppsAfter = []string{Old, New}
+			ph.DeployAfter = deployNew + "; old N still running"
+			newDeployed = true
+		default:
+			ph.AppsAfter = []string{Old}
+			if newDeployed {
+				ph.AppsAfter = []string{Old, New}
+			}
+		}
+		p.Phases = append(p.Phases, ph)
+	}
+	if p.Phases == nil {
+		p.Phases = []Phase{}
+	}
+	if p.Tables == nil {
+		p.Tables = []string{}
+	}
+}
+
+// hashPhases identifies a plan by what it runs; file names are left out so the
+// hash is the same before and after the plan is written.
+func hashPhases(phases []Phase) string {
+	cp := make([]Phase, len(phases))
+	copy(cp, phases)
+	for i := range cp {
+		cp[i].Files = nil
+	}
+	b, _ := json.Marshal(cp)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// lookupTable finds a table or fails with the nearest name.
+func lookupTable(s *schema.Snapshot, c change.Change, name string) (*schema.Table, error) {
+	t, ok := s.Table(name)
+	if !ok {
+		return nil, &PlanError{Pos: c.Pos, Msg: (&schema.MissingTableError{Name: name, Suggestion: schema.Suggest(name, s.TableNames())}).Error()}
+	}
+	return t, nil
+}
+
+// lookupColumn finds a column or fails with the nearest name.
+func lookupColumn(c change.Change, t *schema.Table, name string) (*schema.Column, error) {
+	col, ok := t.Column(name)
+	if !ok {
+		msg := fmt.Sprintf("column %s of table %s does not exist", name, t.QName())
+		if sug := schema.Suggest(name, t.ColumnNames()); sug != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", sug)
+		}
+		return nil, &PlanError{Pos: c.Pos, Msg: msg}
+	}
+	return col, nil
+}
+
+// refuseColumnExists fails when the table already has the column.
+func refuseColumnExists(c change.Change, t *schema.Table, name string) error {
+	if _, ok := t.Column(name); ok {
+		return &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s of table %s already exists", name, t.QName())}
+	}
+	return nil
+}
+
+// backfillKey returns the columns keyset batches walk: the primary key, else
+// a unique index over NOT NULL columns.
+func backfillKey(c change.Change, t *schema.Table) ([]string, error) {
+	if pk := t.PrimaryKeyColumns(); len(pk) > 0 {
+		return pk, nil
+	}
+	for _, ix := range t.Indexes {
+		if !ix.Unique || !ix.Valid || len(ix.Columns) == 0 {
+			continue
+		}
+		ok := true
+		for _, name := range ix.Columns {
+			col, found := t.Column(name)
+			if name == "" || !found || !col.NotNull {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return ix.Columns, nil
+		}
+	}
+	return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s has neither a primary key nor a unique index over NOT NULL columns: a backfill cannot walk it in batches; add a primary key first", t.QName())}
+}
+
+// q quotes an identifier; qq quotes "schema.name".
+func q(s string) string  { return change.QuoteIdent(s) }
+func qq(s string) string { return change.QuoteQualified(s) }
+
+// ddl is a transactional statement.
+func ddl(table, lock, why, sql string, rollback ...string) Statement {
+	return Statement{SQL: sql, Lock: lock, Transactional: true, Rollback: rollback, Table: table, Why: why}
+}
+
+// concurrent is a statement that must run outside a transaction block.
+func concurrent(table, why, sql string, rollback ...string) Statement {
+	return Statement{SQL: sql, Lock: LockShareUpdateExclusive, Transactional: false, Rollback: rollback, Table: table, Why: why}
+}

@@ -1,0 +1,44 @@
+package phases
+
+import (
+	"fmt"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+func init() { register(change.RenameTable, planRenameTable) }
+
+// planRenameTable renames the table and, in the same transaction, leaves a
+// view under the old name. A view over one table with plain columns is
+// automatically updatable, so N keeps reading and writing through it; contract
+// drops the view once N is gone.
+func planRenameTable(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, err
+	}
+	newQ := schema.QualifiedName(t.Schema, c.NewName)
+	if _, exists := s.Table(newQ); exists {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s already exists", newQ)}
+	}
+	if _, exists := s.Views[newQ]; exists {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("a view named %s already exists", newQ)}
+	}
+	if t.Partitioned || t.PartitionOf != "" {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s is partitioned or a partition: renaming it behind a view is not supported yet", t.QName())}
+	}
+	f := newFragment()
+	oldQ := t.QName()
+	f.add(Expand, ddl(oldQ, LockAccessExclusive, "rename the table (metadata only)",
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(oldQ), q(c.NewName)),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(newQ), q(t.Name))))
+	f.add(Expand, ddl(oldQ, LockAccessExclusive, "N keeps using the old name through an updatable view",
+		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s", qq(oldQ), qq(newQ)),
+		fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(oldQ))))
+	f.add(Contract, ddl(oldQ, LockAccessExclusive, "N is gone: drop the compatibility view",
+		fmt.Sprintf("DROP VIEW %s", qq(oldQ)),
+		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s", qq(oldQ), qq(newQ))))
+	f.deploy = fmt.Sprintf("N+1 uses table %s", newQ)
+	return f, nil
+}

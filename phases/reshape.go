@@ -1,0 +1,173 @@
+package phases
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+// reshape is the shared recipe of change_type, split_column and
+// merge_columns: new columns beside the old ones, kept in sync by a trigger,
+// backfilled, and the old ones dropped in contract.
+type reshape struct {
+	table *schema.Table
+	olds  []*schema.Column
+	news  []change.Target
+	down  map[string]string // old column -> expression over the new columns
+	// hidden is set for a type change that keeps the column's name: the new
+	// column is a shadow no app uses, renamed over the old one in contract.
+	hidden bool
+}
+
+func shadowName(col string) string {
+	name := "phasekit_new_" + col
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, error) {
+	t := r.table
+	tn := t.QName()
+	key, err := backfillKey(c, t)
+	if err != nil {
+		return nil, err
+	}
+	var oldNames, newNames []string
+	for _, o := range r.olds {
+		if o.Generated != "" || o.Identity != "" || strings.Contains(o.Default, "nextval(") {
+			return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is generated, an identity or serial column: reshaping it is not supported yet", tn, o.Name)}
+		}
+		if err := refuseIndexedOrConstrained(c, t, o.Name); err != nil {
+			return nil, err
+		}
+		oldNames = append(oldNames, o.Name)
+	}
+	views := []*schema.View{}
+	for _, o := range r.olds {
+		for _, v := range s.ViewsUsing(tn, o.Name) {
+			if !containsView(views, v) {
+				views = append(views, v)
+			}
+		}
+	}
+	if len(views) > 0 && !r.hidden {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("views %s read %s: after contract they would read columns that are gone; change those views in the same migration or first", viewNames(views), strings.Join(oldNames, ", "))}
+	}
+	for _, v := range views {
+		if v.Materialized {
+			return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("materialized view %s reads %s.%s: recreating it would rerun its query under lock; refresh plans for materialized views are not supported yet", v.QName(), tn, strings.Join(oldNames, ", "))}
+		}
+	}
+	f := newFragment()
+	up := map[string]string{}
+	var set []Assignment
+	for _, n := range r.news {
+		if err := refuseColumnExists(c, t, n.Name); err != nil {
+			return nil, err
+		}
+		newNames = append(newNames, n.Name)
+		up[n.Name] = n.Up
+		f.add(Expand, ddl(tn, LockAccessExclusive, fmt.Sprintf("new column %s, empty until the backfill", n.Name),
+			fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", qq(tn), q(n.Name), n.Type),
+			fmt.Sprintf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", qq(tn), q(n.Name))))
+		set = append(set, Assignment{Column: n.Name, Expr: n.Up, Type: n.Type})
+	}
+	sy := sync{Table: tn, Olds: oldNames, News: newNames, Up: up}
+	if !r.hidden {
+		sy.Down = r.down
+	}
+	f.syncs = append(f.syncs, sy)
+	f.backfills = append(f.backfills, newBackfill(tn, key, t.RowEstimate, set))
+
+	// Contract. Views reading the column are dropped and recreated from
+	// their own definitions around the swap, in one transaction.
+	for i := len(views) - 1; i >= 0; i-- {
+		v := views[i]
+		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "recreated below over the new column",
+			fmt.Sprintf("DROP VIEW %s", qq(v.QName())), createView(v)))
+	}
+	for _, o := range r.olds {
+		readd := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", qq(tn), q(o.Name), o.Type)
+		refill := fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])
+		rollback := []string{readd, refill}
+		if o.NotNull {
+			rollback = append(rollback, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(o.Name)))
+		}
+		if o.Default != "" {
+			rollback = append(rollback, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), o.Default))
+		}
+		if r.hidden {
+			// The rollback rebuilds the old column from the shadow, which by
+			// then holds the old name again.
+			rollback[1] = fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])
+		}
+		f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone: drop the old column", fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", qq(tn), q(o.Name)), rollback...))
+	}
+	if r.hidden {
+		o, n := r.olds[0], r.news[0]
+		if o.NotNull {
+			setNotNullSteps(f, tn, n.Name, DualWrite, Validate, Validate)
+		}
+		f.add(Contract, ddl(tn, LockAccessExclusive, "the new column takes the old name",
+			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(n.Name), q(o.Name)),
+			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(o.Name), q(n.Name))))
+		if o.Default != "" {
+			f.add(Contract, ddl(tn, LockAccessExclusive, "keep the column's default",
+				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), o.Default)))
+		}
+	}
+	for _, v := range views {
+		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "the view again, now over the new column", createView(v),
+			fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(v.QName()))))
+	}
+	return f, nil
+}
+
+func createView(v *schema.View) string {
+	sql := "CREATE VIEW " + qq(v.QName())
+	if len(v.Options) > 0 {
+		sql += " WITH (" + strings.Join(v.Options, ", ") + ")"
+	}
+	sql += " AS\n" + strings.TrimSuffix(strings.TrimSpace(v.Definition), ";")
+	return sql
+}
+
+func containsView(vs []*schema.View, v *schema.View) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseIndexedOrConstrained refuses columns whose indexes and constraints
+// would have to be rebuilt on the new column; not planned yet.
+func refuseIndexedOrConstrained(c change.Change, t *schema.Table, col string) error {
+	for _, con := range t.Constraints {
+		for _, cc := range con.Columns {
+			if cc == col {
+				return &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is part of constraint %s: rebuilding constraints on a reshaped column is not supported yet", t.QName(), col, con.Name)}
+			}
+		}
+	}
+	for _, fk := range t.ReferencedBy {
+		for _, rc := range fk.RefColumns {
+			if rc == col {
+				return &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is referenced by foreign key %s on %s: not supported yet", t.QName(), col, fk.Name, fk.Table)}
+			}
+		}
+	}
+	for _, ix := range t.Indexes {
+		for _, ic := range ix.Columns {
+			if ic == col {
+				return &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is indexed by %s: rebuilding indexes on a reshaped column is not supported yet", t.QName(), col, ix.Name)}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+package phases
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/phasekit/phasekit/change"
+)
+
+// sync keeps old columns (written by N) and new columns (written by N+1, or
+// by nobody for a hidden shadow column) equal on every INSERT and UPDATE.
+type sync struct {
+	Table string
+	Olds  []string
+	News  []string
+	// Up computes each new column from the old ones (bare column names).
+	Up map[string]string
+	// Down computes each old column from the new ones; empty when app code
+	// never writes the new columns (a hidden shadow of a type change).
+	Down map[string]string
+}
+
+// SyncSchema holds phasekit's trigger functions; it is phasekit's own and is
+// left out of schema comparisons.
+const SyncSchema = "phasekit"
+
+// SyncTrigger is the name of the dual-write trigger on each table. BEFORE
+// triggers fire in name order, so "zz_" makes it fire after the table's own
+// triggers and see the row they produced.
+const SyncTrigger = "zz_phasekit_sync"
+
+// BackfillSetting is the transaction-local setting a backfill sets so the
+// sync trigger keeps every column other than the filled ones as it was: a
+// backfill must not let triggers such as "SET last_update = now()" rewrite
+// rows it only fills.
+const BackfillSetting = "phasekit.backfill"
+
+// setBackfillMode puts the rest of the transaction in backfill mode.
+var setBackfillMode = fmt.Sprintf("SELECT set_config(%s, 'on', true)", change.QuoteLiteral(BackfillSetting))
+
+func syncFunction(table string) string {
+	name := "sync_" + strings.ReplaceAll(table, ".", "_")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return q(SyncSchema) + "." + q(name) + "()"
+}
+
+// syncTriggers builds one trigger function per table from every sync and
+// backfill on it. It returns the dual-write statements and the contract
+// statements that remove them.
+func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract []Statement) {
+	byTable := map[string][]sync{}
+	for _, s := range syncs {
+		byTable[s.Table] = append(byTable[s.Table], s)
+	}
+	filled := map[string][]Assignment{}
+	for _, b := range backfills {
+		filled[b.Table] = append(filled[b.Table], b.Set...)
+	}
+	var tables []string
+	for t := range byTable {
+		tables = append(tables, t)
+	}
+	for t := range filled {
+		if _, ok := byTable[t]; !ok {
+			tables = append(tables, t)
+		}
+	}
+	sort.Strings(tables)
+	dualWrite = append(dualWrite, Statement{
+		SQL: "CREATE SCHEMA IF NOT EXISTS " + q(SyncSchema), Lock: LockNone, Transactional: true,
+		Why: "phasekit's own schema for its trigger functions (kept; it holds nothing of the app's)",
+	})
+	for _, t := range tables {
+		fn := syncFunction(t)
+		create := fmt.Sprintf("CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS $phasekit$\n%s$phasekit$", fn, syncBody(byTable[t], filled[t]))
+		trigger := fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s", SyncTrigger, qq(t), fn)
+		dropTrigger := fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", SyncTrigger, qq(t))
+		dropFunction := fmt.Sprintf("DROP FUNCTION IF EXISTS %s", fn)
+		dualWrite = append(dualWrite,
+			ddl(t, LockNone, "trigger function keeping old and new columns in sync", create, dropFunction),
+			ddl(t, LockShareRowExclusive, "dual-write: every INSERT and UPDATE from N or N+1 fills both shapes", trigger, dropTrigger),
+		)
+		contract = append(contract,
+			ddl(t, LockAccessExclusive, "stop dual-writing: N is gone", dropTrigger, create, trigger),
+			ddl(t, LockNone, "remove the trigger function", dropFunction),
+		)
+	}
+	return dualWrite, contract
+}
+
+func syncBody(syncs []sync, filled []Assignment) string {
+	var b strings.Builder
+	b.WriteString("DECLARE\n")
+	// Declared by type name, not %TYPE, so the function can be created
+	// whatever the columns are called at that moment (a rollback recreates
+	// it before the columns are back under their names).
+	for i, a := range filled {
+		fmt.Fprintf(&b, "  fill_%d %s;\n", i, a.Type)
+	}
+	b.WriteString("BEGIN\n")
+	if len(filled) > 0 {
+		fmt.Fprintf(&b, "  IF TG_OP = 'UPDATE' AND current_setting(%s, true) = 'on' THEN\n", change.QuoteLiteral(BackfillSetting))
+		b.WriteString("    -- A backfill fills only its columns; every other column keeps its old value.\n")
+		for i, a := range filled {
+			fmt.Fprintf(&b, "    fill_%d := NEW.%s;\n", i, q(a.Column))
+		}
+		b.WriteString("    NEW := OLD;\n")
+		for i, a := range filled {
+			fmt.Fprintf(&b, "    NEW.%s := fill_%d;\n", q(a.Column), i)
+		}
+		b.WriteString("    RETURN NEW;\n  END IF;\n")
+	}
+	for _, s := range syncs {
+		fmt.Fprintf(&b, "  -- %s -> %s\n", strings.Join(s.Olds, ", "), strings.Join(s.News, ", "))
+		up := assignments(s.News, s.Up, s.Olds)
+		if len(s.Down) == 0 {
+			// N+1 never writes the new columns: always derive them.
+			b.WriteString(indent(up, "  "))
+			continue
+		}
+		down := assignments(s.Olds, s.Down, s.News)
+		b.WriteString("  IF TG_OP = 'INSERT' THEN\n")
+		fmt.Fprintf(&b, "    IF %s THEN\n", allNull(s.News))
+		b.WriteString("      -- written by N (or by N+1 leaving the new shape empty)\n")
+		b.WriteString(indent(up, "      "))
+		b.WriteString("    ELSE\n      -- written by N+1\n")
+		b.WriteString(indent(down, "      "))
+		b.WriteString("    END IF;\n")
+		fmt.Fprintf(&b, "  ELSIF (%s) AND NOT (%s) THEN\n", changed(s.Olds), changed(s.News))
+		b.WriteString(indent(up, "    "))
+		fmt.Fprintf(&b, "  ELSIF (%s) AND NOT (%s) THEN\n", changed(s.News), changed(s.Olds))
+		b.WriteString(indent(down, "    "))
+		b.WriteString("  END IF;\n")
+	}
+	b.WriteString("  RETURN NEW;\nEND;\n")
+	return b.String()
+}
+
+// assignments renders "NEW.col := expr;" lines, reading NEW.* columns.
+func assignments(targets []string, exprs map[string]string, reads []string) string {
+	var b strings.Builder
+	for _, t := range targets {
+		e, err := change.QualifyColumns(exprs[t], "new", reads)
+		if err != nil {
+			// Expressions were parsed when the change was read.
+			e = exprs[t]
+		}
+		fmt.Fprintf(&b, "NEW.%s := %s;\n", q(t), e)
+	}
+	return b.String()
+}
+
+func allNull(cols []string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = "NEW." + q(c) + " IS NULL"
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func changed(cols []string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprintf("NEW.%s IS DISTINCT FROM OLD.%s", q(c), q(c))
+	}
+	return strings.Join(parts, " OR ")
+}
+
+func indent(s, pre string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(pre + line + "\n")
+	}
+	return b.String()
+}
+
+// newBackfill builds the backfill of the given assignments over a table.
+func newBackfill(table string, key []string, rows int64, set []Assignment) BackfillStep {
+	var sets, differs []string
+	for _, a := range set {
+		sets = append(sets, fmt.Sprintf("%s = %s", q(a.Column), a.Expr))
+		differs = append(differs, fmt.Sprintf("%s IS DISTINCT FROM (%s)", q(a.Column), a.Expr))
+	}
+	where := strings.Join(differs, " OR ")
+	return BackfillStep{
+		Table: table, Key: key, Set: set, Where: where, RowEstimate: rows,
+		Verify: fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", qq(table), where),
+		SQL: fmt.Sprintf("%s;\nUPDATE %s SET %s WHERE %s", setBackfillMode, qq(table), strings.Join(sets, ", "), where),
+	}
+}

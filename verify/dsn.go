@@ -1,0 +1,55 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrConnect marks a failure to reach or log in to a database: bad input to
+// the CLI (exit 2), never a half-done change.
+var ErrConnect = errors.New("cannot connect")
+
+// Redact hides the password of every DSN in s (URL or key=value form).
+func Redact(s string) string {
+	fields := strings.Fields(s)
+	for i, f := range fields {
+		if u, err := url.Parse(f); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			}
+			q := u.Query()
+			if q.Has("password") {
+				q.Set("password", "xxxxx")
+				u.RawQuery = q.Encode()
+			}
+			fields[i] = u.String()
+			continue
+		}
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	if len(fields) == 0 {
+		return s
+	}
+	return strings.Join(fields, " ")
+}
+
+// Connect opens one connection, telling a malformed DSN and an unreachable or
+// refusing server apart from other errors, with the password redacted.
+func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid DSN %q: %s", ErrConnect, Redact(dsn), Redact(err.Error()))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w to %s: %s", ErrConnect, Redact(dsn), Redact(err.Error()))
+	}
+	return conn, nil
+}

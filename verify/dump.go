@@ -1,0 +1,60 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// DumpSchema returns pg_dump --schema-only of a database, leaving out
+// phasekit's own schema and golang-migrate's version table, normalised so two
+// dumps compare equal when the schemas are equal: comments, blank lines and
+// the random \restrict keys are dropped, and the columns of each CREATE TABLE
+// are sorted (a column added by a plan sits last, where a plain ALTER keeps
+// it in place; order is not part of what an app may rely on by name).
+func DumpSchema(ctx context.Context, dsn string) (string, error) {
+	bin, err := clientBinary("pg_dump")
+	if err != nil {
+		return "", err
+	}
+	cmd := clientCommand(ctx, bin, dsn, "--schema-only", "--no-owner", "--no-privileges",
+		"--exclude-schema=phasekit", "--exclude-table=public.schema_migrations")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("pg_dump --schema-only of %s: %w: %s", Redact(dsn), err, strings.TrimSpace(errb.String()))
+	}
+	return NormalizeDump(out.String()), nil
+}
+
+// NormalizeDump normalises pg_dump --schema-only text; see DumpSchema.
+func NormalizeDump(dump string) string {
+	var out []string
+	var table []string
+	inTable := false
+	for _, line := range strings.Split(dump, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "" || strings.HasPrefix(trimmed, "--"):
+			continue
+		case strings.HasPrefix(trimmed, `\restrict`) || strings.HasPrefix(trimmed, `\unrestrict`):
+			continue
+		case strings.HasPrefix(line, "CREATE TABLE ") && strings.HasSuffix(trimmed, "("):
+			inTable = true
+			out = append(out, line)
+			table = nil
+		case inTable && strings.HasPrefix(trimmed, ")"):
+			sort.Strings(table)
+			out = append(out, table...)
+			out = append(out, line)
+			inTable = false
+		case inTable:
+			table = append(table, strings.TrimSuffix(trimmed, ","))
+		default:
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
