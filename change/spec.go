@@ -251,4 +251,3 @@ func yamlError(file string, err error) error {
 	}
 	return &InputError{Pos: Pos{File: file, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
 }
-

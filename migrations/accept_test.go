@@ -376,4 +376,3 @@ func seedPagila(t *testing.T, conn *pgx.Conn) {
 		t.Fatal(err)
 	}
 }
-

@@ -188,6 +188,6 @@ func newBackfill(table string, key []string, rows int64, set []Assignment) Backf
 	return BackfillStep{
 		Table: table, Key: key, Set: set, Where: where, RowEstimate: rows,
 		Verify: fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", qq(table), where),
-		SQL: fmt.Sprintf("%s;\nUPDATE %s SET %s WHERE %s", setBackfillMode, qq(table), strings.Join(sets, ", "), where),
+		SQL:    fmt.Sprintf("%s;\nUPDATE %s SET %s WHERE %s", setBackfillMode, qq(table), strings.Join(sets, ", "), where),
 	}
 }
