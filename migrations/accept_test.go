@@ -66,6 +66,22 @@ func TestCatalogueOnChinook(t *testing.T) {
       - {name: unit, type: text, up: "nullif(split_part(address, ',', 2), '')"}
     down: "street || coalesce(',' || unit, '')"
 `, naive: "ALTER TABLE employee ADD COLUMN street text, ADD COLUMN unit text; ALTER TABLE employee DROP COLUMN address;", probe: countProbe("employee", 8)},
+		{name: "merge_columns", dataset: "chinook", spec: `changes:
+  - kind: merge_columns
+    table: employee
+    from: [first_name, last_name]
+    into: [{name: full_name, type: text, up: "first_name || ' ' || last_name"}]
+    down_each: {first_name: "split_part(full_name, ' ', 1)", last_name: "split_part(full_name, ' ', 2)"}
+`, naive: "ALTER TABLE employee ADD COLUMN full_name text; ALTER TABLE employee DROP COLUMN first_name, DROP COLUMN last_name;", probe: countProbe("employee", 8)},
+		{name: "rename_and_retype", dataset: "chinook", spec: `changes:
+  - kind: change_type
+    table: invoice
+    column: total
+    new_name: total_cents
+    type: bigint
+    up: "round(total * 100)::bigint"
+    down: "(total_cents / 100.0)::numeric(10,2)"
+`, naive: "ALTER TABLE invoice RENAME COLUMN total TO total_cents; ALTER TABLE invoice ALTER COLUMN total_cents TYPE bigint USING round(total_cents * 100)::bigint;", probe: countProbe("invoice", 412)},
 		{name: "drop_table", dataset: "chinook", sql: "DROP TABLE playlist_track;", noDown: true},
 	}
 	for _, tc := range cases {

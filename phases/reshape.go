@@ -90,28 +90,40 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "recreated below over the new column",
 			fmt.Sprintf("DROP VIEW %s", qq(v.QName())), createView(v)))
 	}
+	// One statement drops every old column, and its rollback re-adds them all
+	// before refilling any: the recreated trigger reads all of them.
+	var drops, adds, refills, after []string
 	for _, o := range r.olds {
-		readd := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", qq(tn), q(o.Name), o.Type)
-		refill := fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])
-		rollback := []string{readd, refill}
+		drops = append(drops, "DROP COLUMN "+q(o.Name))
+		adds = append(adds, fmt.Sprintf("ADD COLUMN %s %s", q(o.Name), o.Type))
+		refills = append(refills, fmt.Sprintf("%s = %s", q(o.Name), r.down[o.Name]))
 		if o.NotNull {
-			rollback = append(rollback, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(o.Name)))
+			after = append(after, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(o.Name)))
 		}
 		if o.Default != "" {
-			rollback = append(rollback, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), o.Default))
+			after = append(after, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), o.Default))
 		}
-		if r.hidden {
-			// The rollback rebuilds the old column from the shadow, which by
-			// then holds the old name again.
-			rollback[1] = fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])
-		}
-		f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone: drop the old column", fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", qq(tn), q(o.Name)), rollback...))
+	}
+	rollback := append([]string{
+		fmt.Sprintf("ALTER TABLE %s %s", qq(tn), strings.Join(adds, ", ")),
+		fmt.Sprintf("UPDATE %s SET %s", qq(tn), strings.Join(refills, ", ")),
+	}, after...)
+	f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone: drop the old column(s)",
+		fmt.Sprintf("ALTER TABLE %s %s", qq(tn), strings.Join(drops, ", ")), rollback...))
+	if len(r.olds) == 1 && len(r.news) == 1 && r.olds[0].NotNull {
+		// The trigger fills the new column on every write from N and N+1,
+		// so refusing NULLs there is safe once the trigger exists.
+		setNotNullSteps(f, tn, r.news[0].Name, DualWrite, Validate, Validate)
+	}
+	if !r.hidden && len(r.olds) == 1 && len(r.news) == 1 && r.olds[0].Default != "" {
+		// Only now: earlier, a default on the new column would make N's
+		// inserts look like N+1's to the trigger.
+		f.add(Contract, ddl(tn, LockAccessExclusive, "the old column's default moves to the new one",
+			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(r.news[0].Name), r.olds[0].Default),
+			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", qq(tn), q(r.news[0].Name))))
 	}
 	if r.hidden {
 		o, n := r.olds[0], r.news[0]
-		if o.NotNull {
-			setNotNullSteps(f, tn, n.Name, DualWrite, Validate, Validate)
-		}
 		f.add(Contract, ddl(tn, LockAccessExclusive, "the new column takes the old name",
 			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(n.Name), q(o.Name)),
 			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(o.Name), q(n.Name))))
