@@ -34,6 +34,9 @@ const (
 	MergeColumns    Kind = "merge_columns"
 	RenameEnumValue Kind = "rename_enum_value"
 	RemoveEnumValue Kind = "remove_enum_value"
+	// CreateTable creates a new table: no running code uses it yet, so it and
+	// every later change to it in the same migration are safe.
+	CreateTable Kind = "create_table"
 	// Safe is a statement that is already safe to run while old and new app
 	// versions share the database (CREATE TABLE, ADD COLUMN of a nullable
 	// column, COMMENT, ...). It passes through unchanged.
@@ -110,6 +113,9 @@ type Change struct {
 	Setting      string `json:"setting,omitempty"`
 	SettingValue string `json:"setting_value,omitempty"`
 
+	// Spec is set for changes read from a change spec (no SQL text of their
+	// own; phasekit runs them, always with a lock_timeout).
+	Spec bool `json:"spec,omitempty"`
 	// Reason says why a statement is Safe or Unknown.
 	Reason string `json:"reason,omitempty"`
 	// Allowed lists lint rules silenced for this statement by a

@@ -28,7 +28,7 @@ func classify(n *pg.Node, text string) []Change {
 	case n.GetTransactionStmt() != nil:
 		return []Change{{Kind: SessionSetting, Setting: "transaction", Reason: "transaction control; phasekit decides each phase's transactions"}}
 	case n.GetCreateStmt() != nil:
-		return []Change{{Kind: Safe, Table: rangeVarName(n.GetCreateStmt().Relation), Reason: "creates a new table: no running code uses it yet"}}
+		return []Change{{Kind: CreateTable, Table: rangeVarName(n.GetCreateStmt().Relation), Reason: "creates a new table: no running code uses it yet"}}
 	}
 	for _, s := range safeStatements {
 		if s.match(n) {

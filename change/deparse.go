@@ -134,6 +134,19 @@ func QuoteIdent(s string) string {
 // isKeyword asks the real scanner whether s is a reserved or type/function
 // keyword that must be quoted as an identifier.
 func isKeyword(s string) bool {
+	if v, ok := keywordCache.Load(s); ok {
+		return v.(bool)
+	}
+	k := scanKeyword(s)
+	keywordCache.Store(s, k)
+	return k
+}
+
+// keywordCache remembers scanner answers: plans quote the same few names
+// many times, and each scan is a cgo call.
+var keywordCache sync.Map
+
+func scanKeyword(s string) bool {
 	res, err := pg.Scan(s)
 	if err != nil || len(res.Tokens) != 1 {
 		return true

@@ -150,7 +150,7 @@ func specToChange(sc SpecChange, item *yaml.Node, at func(*yaml.Node) Pos) (Chan
 	c := Change{
 		Kind: kind, Pos: at(item), Table: qualify(sc.Table), Column: sc.Column, NewName: sc.NewName,
 		Type: sc.Type, Up: sc.Up, Down: sc.Down, Fill: sc.Fill, Into: sc.Into, From: sc.From,
-		DownEach: sc.DownEach, Value: sc.Value, Replacement: sc.Replacement,
+		DownEach: sc.DownEach, Value: sc.Value, Replacement: sc.Replacement, Spec: true,
 	}
 	if sc.Enum != "" {
 		c.Enum = qualify(sc.Enum)

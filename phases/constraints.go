@@ -26,13 +26,15 @@ func planAddForeignKey(s *schema.Snapshot, c change.Change) (*fragment, error) {
 			return nil, err
 		}
 	}
-	ref, err := lookupTable(s, c, c.RefTable)
-	if err != nil {
-		return nil, err
-	}
-	for _, col := range c.RefColumns {
-		if _, err := lookupColumn(c, ref, col); err != nil {
+	if c.Reason != refTableCreated {
+		ref, err := lookupTable(s, c, c.RefTable)
+		if err != nil {
 			return nil, err
+		}
+		for _, col := range c.RefColumns {
+			if _, err := lookupColumn(c, ref, col); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return notValidThenValidate(t.QName(), c, LockShareRowExclusive), nil

@@ -63,7 +63,17 @@ func findingsOf(changes []change.Change) []Finding {
 	var out []Finding
 	lockTimeout := map[string]bool{} // by file
 	warnedTimeout := map[string]bool{}
+	created := map[string]bool{}
 	for _, c := range changes {
+		if c.Kind == change.CreateTable {
+			created[c.Table] = true
+			continue
+		}
+		if created[c.Table] {
+			// No running code uses a table created earlier in the same
+			// migration: nothing it does can break N or block its queries.
+			continue
+		}
 		add := func(id, msg string) {
 			r := Rules[id]
 			f := Finding{Rule: id, Severity: r.Severity, Pos: c.Pos, Message: msg, Recipe: r.Recipe}
@@ -80,7 +90,7 @@ func findingsOf(changes []change.Change) []Finding {
 		if c.Kind == change.SessionSetting && c.Setting == "lock_timeout" {
 			lockTimeout[c.Pos.File] = true
 		}
-		if locksTable[c.Kind] && !lockTimeout[c.Pos.File] && !warnedTimeout[c.Pos.File] && !(c.Kind == change.CreateIndex && c.Concurrently) {
+		if locksTable[c.Kind] && !c.Spec && !lockTimeout[c.Pos.File] && !warnedTimeout[c.Pos.File] && !(c.Kind == change.CreateIndex && c.Concurrently) {
 			warnedTimeout[c.Pos.File] = true
 			add(RuleLockTimeout, "no SET lock_timeout before this DDL")
 		}

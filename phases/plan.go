@@ -168,6 +168,10 @@ type PlanError struct {
 
 func (e *PlanError) Error() string { return e.Pos.String() + ": " + e.Msg }
 
+// refTableCreated marks a foreign key whose referenced table the migration
+// creates, so the snapshot cannot know it.
+const refTableCreated = "referenced table created earlier in this migration"
+
 // fragment is what one change contributes to the plan.
 type fragment struct {
 	steps     map[Kind][]Statement
@@ -197,6 +201,7 @@ func register(k change.Kind, p planner) { catalogue[k] = p }
 func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 	p := &Plan{Version: 1}
 	var frags []*fragment
+	created := map[string]bool{} // tables created by the migration so far
 	for _, m := range migrations {
 		p.Sources = append(p.Sources, m.File)
 		for _, c := range m.Changes {
@@ -206,6 +211,23 @@ func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 				continue
 			}
 			plan, ok := catalogue[c.Kind]
+			switch {
+			case created[c.Table]:
+				// A table this migration creates: no running code uses it.
+				// A table it references must still exist.
+				if c.RefTable != "" && !created[c.RefTable] {
+					if _, err := lookupTable(s, c, c.RefTable); err != nil {
+						return nil, err
+					}
+				}
+				c.Reason = "on table " + c.Table + ", created earlier in this migration: no running code uses it yet"
+				plan, ok = planPassThrough, true
+			case c.RefTable != "" && created[c.RefTable]:
+				c.Reason = refTableCreated
+			}
+			if c.Kind == change.CreateTable {
+				created[c.Table] = true
+			}
 			if !ok {
 				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
 			}

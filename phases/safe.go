@@ -7,6 +7,7 @@ import (
 
 func init() {
 	register(change.Safe, planPassThrough)
+	register(change.CreateTable, planPassThrough)
 	register(change.Unknown, planPassThrough)
 }
 

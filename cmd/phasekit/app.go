@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/lint"
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/report"
+	"github.com/phasekit/phasekit/schema"
+	"github.com/phasekit/phasekit/verify"
+)
+
+// Exit codes; docs/cli.md lists them.
+const (
+	exitOK       = 0
+	exitFindings = 1 // lint found an error-level problem
+	exitBadInput = 2 // malformed SQL/YAML/DSN, missing table or column
+)
+
+// version is set by the Makefile through -ldflags; otherwise the module's.
+var version = ""
+
+func phasekitVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := &cli.App{
+		Name:      "phasekit",
+		Usage:     "ship destructive PostgreSQL schema changes without downtime",
+		Version:   phasekitVersion(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dsn", EnvVars: []string{"DATABASE_URL"}, Usage: "PostgreSQL connection string of the live database"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text, json or markdown (lint: text, json or sarif)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error; logs go to stderr"},
+		},
+		Before: func(c *cli.Context) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return badInput(fmt.Errorf("--log-level: %w", err))
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
+			return nil
+		},
+		Commands: []*cli.Command{
+			planCommand(),
+			lintCommand(),
+			specSchemaCommand(),
+			inspectCommand(),
+			{
+				Name:  "version",
+				Usage: "print phasekit's version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintln(c.App.Writer, "phasekit", phasekitVersion())
+					return nil
+				},
+			},
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "phasekit:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "phasekit:", verify.Redact(err.Error()))
+	if isInputError(err) || strings.Contains(err.Error(), "flag provided but not defined") || strings.Contains(err.Error(), "Required flag") {
+		return exitBadInput
+	}
+	return exitFindings
+}
+
+// isInputError tells bad input (exit 2) from other failures.
+func isInputError(err error) bool {
+	var ie *change.InputError
+	var pe *phases.PlanError
+	var le *verify.LoadError
+	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect)
+}
+
+var errBadInput = errors.New("bad input")
+
+type inputErr struct{ err error }
+
+func (e inputErr) Error() string { return e.err.Error() }
+func (e inputErr) Unwrap() []error {
+	return []error{e.err, errBadInput}
+}
+
+func badInput(err error) error { return inputErr{err} }
+
+// readMigrations reads each input by its extension.
+func readMigrations(paths []string) ([]*change.Migration, error) {
+	if len(paths) == 0 {
+		return nil, badInput(errors.New("no migration given: pass a .sql file or a change spec (.yaml)"))
+	}
+	var out []*change.Migration
+	for _, p := range paths {
+		var m *change.Migration
+		var err error
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".sql":
+			m, err = change.ReadSQLFile(p)
+		case ".yaml", ".yml":
+			m, err = change.ReadSpecFile(p)
+		default:
+			return nil, badInput(fmt.Errorf("%s: not a .sql migration or a .yaml change spec", p))
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, badInput(err)
+			}
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// snapshot reads the current schema from --schema FILE or from --dsn.
+func snapshot(ctx context.Context, c *cli.Context, required bool) (*schema.Snapshot, error) {
+	if f := c.String("schema"); f != "" {
+		slog.Info("loading schema file into a throwaway local cluster", "file", f)
+		return verify.SnapshotFromFile(ctx, f)
+	}
+	if dsn := c.String("dsn"); dsn != "" {
+		slog.Info("reading schema", "dsn", verify.Redact(dsn))
+		return verify.SnapshotFromDSN(ctx, dsn)
+	}
+	if required {
+		return nil, badInput(errors.New("no schema: pass --schema FILE (a pg_dump --schema-only file) or --dsn / DATABASE_URL"))
+	}
+	return nil, nil
+}
+
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "split a migration into expand, dual-write, backfill and contract phases",
+		ArgsUsage: "MIGRATION.sql|change.yaml...",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file with the current schema (loaded into a throwaway local cluster)"},
+			&cli.StringFlag{Name: "out", Usage: "write golang-migrate files, plan.json and PLAN.md into this directory"},
+		},
+		Action: func(c *cli.Context) error {
+			ms, err := readMigrations(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			snap, err := snapshot(c.Context, c, true)
+			if err != nil {
+				return err
+			}
+			p, err := phases.Build(snap, ms...)
+			if err != nil {
+				return err
+			}
+			if out := c.String("out"); out != "" {
+				written, err := migrations.Write(out, p, func(p *phases.Plan) string {
+					var md strings.Builder
+					report.Markdown(&md, p)
+					return md.String()
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "wrote %d migration(s), plan.json and PLAN.md to %s\n", len(written), out)
+				return nil
+			}
+			return printPlan(c, p)
+		},
+	}
+}
+
+func printPlan(c *cli.Context, p *phases.Plan) error {
+	switch c.String("format") {
+	case "json":
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	case "markdown":
+		report.Markdown(c.App.Writer, p)
+	case "text":
+		report.Text(c.App.Writer, p)
+	default:
+		return badInput(fmt.Errorf("--format %q: use text, json or markdown", c.String("format")))
+	}
+	return nil
+}
+
+func lintCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "lint",
+		Usage:     "report unsafe statements with the safe recipe; exit 1 on an error-level finding",
+		ArgsUsage: "FILE...",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "schema", Usage: "check table and column names against this pg_dump --schema-only file"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return badInput(errors.New("lint: no file given"))
+			}
+			format := c.String("format")
+			if format != "text" && format != "json" && format != "sarif" {
+				return badInput(fmt.Errorf("--format %q: lint writes text, json or sarif", format))
+			}
+			snap, err := snapshot(c.Context, c, false)
+			if err != nil {
+				return err
+			}
+			res, err := lint.Run(c.Args().Slice(), snap)
+			if err != nil {
+				return err
+			}
+			if dsn := c.String("dsn"); dsn != "" {
+				ms, err := readMigrations(c.Args().Slice())
+				if err != nil {
+					return err
+				}
+				var all []change.Change
+				for _, m := range ms {
+					all = append(all, m.Changes...)
+				}
+				conn, err := verify.Connect(c.Context, dsn)
+				if err != nil {
+					return err
+				}
+				defer conn.Close(context.Background())
+				if err := lint.CheckData(c.Context, conn, res, all); err != nil {
+					return err
+				}
+			}
+			switch format {
+			case "json":
+				err = lint.WriteJSON(c.App.Writer, res)
+			case "sarif":
+				err = lint.WriteSARIF(c.App.Writer, res)
+			default:
+				lint.WriteText(c.App.Writer, res)
+			}
+			if err != nil {
+				return err
+			}
+			if res.HasErrors() {
+				return cli.Exit("", exitFindings)
+			}
+			return nil
+		},
+	}
+}
+
+func specSchemaCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "spec-schema",
+		Usage: "print the JSON Schema of the change spec format, for editors",
+		Action: func(c *cli.Context) error {
+			_, err := c.App.Writer.Write(change.SpecJSONSchema())
+			return err
+		},
+	}
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inspect",
+		Usage: "print the schema snapshot the planner sees, as JSON",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file (loaded into a throwaway local cluster)"},
+		},
+		Action: func(c *cli.Context) error {
+			snap, err := snapshot(c.Context, c, true)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(c.App.Writer)
+			enc.SetIndent("", "  ")
+			return enc.Encode(snap)
+		},
+	}
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phasekit/phasekit/verify/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func phasekit(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(append([]string{"phasekit"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPlanFromDSNWritesFiles(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDB(t, "chinook")
+	mig := writeFile(t, "001_rename.up.sql", "ALTER TABLE customer RENAME COLUMN email TO email_address;\n")
+	out := filepath.Join(t.TempDir(), "plan")
+	code, stdout, stderr := phasekit(t, "--dsn", dsn, "plan", "--out", out, mig)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "wrote 4 migration(s)") {
+		t.Errorf("stdout: %s", stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan struct {
+		Phases []struct {
+			Kind       string `json:"kind"`
+			Statements []struct {
+				SQL  string `json:"sql"`
+				Lock string `json:"lock"`
+			} `json:"statements"`
+			Files []string `json:"files"`
+		} `json:"phases"`
+	}
+	if err := json.Unmarshal(b, &plan); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, p := range plan.Phases {
+		kinds = append(kinds, p.Kind)
+		if len(p.Files) == 0 {
+			t.Errorf("phase %s lists no files", p.Kind)
+		}
+	}
+	if got := strings.Join(kinds, ","); got != "expand,dual-write,backfill,contract" {
+		t.Errorf("phases %s", got)
+	}
+	if plan.Phases[0].Statements[0].Lock != "ACCESS EXCLUSIVE" {
+		t.Errorf("expand lock %q", plan.Phases[0].Statements[0].Lock)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "PLAN.md"))
+	if err != nil || !strings.Contains(string(md), "## Phase 2: dual-write") {
+		t.Errorf("PLAN.md: %v\n%s", err, md)
+	}
+	ups, _ := filepath.Glob(filepath.Join(out, "*.up.sql"))
+	downs, _ := filepath.Glob(filepath.Join(out, "*.down.sql"))
+	if len(ups) != 4 || len(downs) != 4 {
+		t.Errorf("%d up and %d down files", len(ups), len(downs))
+	}
+	// The directory is not overwritten.
+	if code, _, stderr := phasekit(t, "--dsn", dsn, "plan", "--out", out, mig); code == 0 || !strings.Contains(stderr, "not empty") {
+		t.Errorf("second plan into the same dir: exit %d, %s", code, stderr)
+	}
+}
+
+func TestPlanFromSchemaFileFormats(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.DatasetFile(t, "chinook/chinook-schema.sql")
+	mig := writeFile(t, "m.sql", "ALTER TABLE customer RENAME COLUMN email TO email_address;\n")
+	for _, format := range []string{"text", "json", "markdown"} {
+		code, stdout, stderr := phasekit(t, "--format", format, "plan", "--schema", schema, mig)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr)
+		}
+		if !strings.Contains(stdout, "dual-write") || !strings.Contains(stdout, "email_address") {
+			t.Errorf("%s output lacks the plan:\n%s", format, stdout)
+		}
+		if format == "json" && !json.Valid([]byte(stdout)) {
+			t.Errorf("json output is not JSON")
+		}
+	}
+}
+
+func TestBadInputExitsTwo(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDB(t, "chinook")
+	cases := []struct {
+		name, file, body string
+		args             []string
+		want             []string
+	}{
+		{name: "malformed SQL", file: "bad.sql", body: "SELECT 1;\nALTER TABLE customer RENAM COLUMN a TO b;\n", want: []string{"bad.sql:2:22: syntax error"}},
+		{name: "missing table", file: "t.sql", body: "ALTER TABLE custmer RENAME COLUMN email TO e;\n", want: []string{"t.sql:1:1", "public.custmer does not exist", "did you mean public.customer"}},
+		{name: "missing column", file: "c.sql", body: "\nALTER TABLE customer RENAME COLUMN emial TO e;\n", want: []string{"c.sql:2:1", "column emial", "did you mean email"}},
+		{name: "malformed YAML", file: "s.yaml", body: "changes:\n  - kind: set_not_null\n    table: [\n", want: []string{"s.yaml:"}},
+		{name: "bad DSN", file: "ok.sql", body: "ALTER TABLE customer DROP COLUMN fax;\n", args: []string{"--dsn", "postgres://u:secret@127.0.0.1:1/x?connect_timeout=2"}, want: []string{"cannot connect"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.file, tc.body)
+			args := tc.args
+			if args == nil {
+				args = []string{"--dsn", dsn}
+			}
+			before := tableCount(t, dsn)
+			code, _, stderr := phasekit(t, append(args, "plan", path)...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+			if strings.Contains(stderr, "secret") {
+				t.Errorf("password printed: %s", stderr)
+			}
+			if after := tableCount(t, dsn); after != before {
+				t.Errorf("database changed: %d tables before, %d after", before, after)
+			}
+		})
+	}
+}
+
+func tableCount(t *testing.T, dsn string) int {
+	t.Helper()
+	var n int
+	if err := pgtest.Conn(t, dsn).QueryRow(t.Context(), "SELECT count(*) FROM pg_class WHERE relkind = 'r'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestLintExitCodes(t *testing.T) {
+	t.Parallel()
+	unsafe := writeFile(t, "u.sql", "ALTER TABLE customer RENAME COLUMN email TO email_address;\n")
+	safe := writeFile(t, "s.sql", "SET lock_timeout = '2s';\nCREATE TABLE note (id bigint PRIMARY KEY, body text);\nALTER TABLE note ADD COLUMN at timestamptz;\n")
+	allowed := writeFile(t, "a.sql", "SET lock_timeout = '2s';\n-- phasekit:allow rename-column nobody reads it yet\nALTER TABLE customer RENAME COLUMN email TO email_address;\n")
+	if code, out, _ := phasekit(t, "lint", unsafe); code != 1 || !strings.Contains(out, "rename-column") || !strings.Contains(out, "u.sql:1:1") {
+		t.Errorf("unsafe: exit %d\n%s", code, out)
+	}
+	if code, out, stderr := phasekit(t, "lint", safe); code != 0 {
+		t.Errorf("safe: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, _ := phasekit(t, "lint", allowed); code != 0 || !strings.Contains(out, "nobody reads it yet") {
+		t.Errorf("allowed: exit %d\n%s", code, out)
+	}
+	code, out, _ := phasekit(t, "--format", "sarif", "lint", unsafe)
+	if code != 1 || !json.Valid([]byte(out)) || !strings.Contains(out, `"ruleId": "rename-column"`) {
+		t.Errorf("sarif: exit %d\n%s", code, out)
+	}
+	bad := writeFile(t, "b.sql", "ALTER TABLE;\n")
+	if code, _, stderr := phasekit(t, "lint", bad); code != 2 || !strings.Contains(stderr, "b.sql:1:") {
+		t.Errorf("malformed: exit %d, %s", code, stderr)
+	}
+}
+
+func TestSpecSchemaAndVersion(t *testing.T) {
+	t.Parallel()
+	code, out, _ := phasekit(t, "spec-schema")
+	if code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, "split_column") {
+		t.Errorf("spec-schema: exit %d\n%s", code, out)
+	}
+	if code, out, _ := phasekit(t, "version"); code != 0 || !strings.HasPrefix(out, "phasekit ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+}

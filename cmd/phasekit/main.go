@@ -1,0 +1,12 @@
+// Command phasekit turns a destructive PostgreSQL schema change into
+// backward-compatible phases (expand, dual-write, backfill, contract) that
+// old and new app versions can share during a rollout.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,131 @@
+// Package lint reports the unsafe statements of migration files with their
+// safe recipe, as text, JSON or SARIF, and optionally checks a live database
+// for rows that would make a change fail (duplicates, NULLs, CHECK violations,
+// orphans).
+//
+// The static rules live in package phases; this package reads the files,
+// gathers and orders what the rules say, and writes it out.
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/schema"
+)
+
+// Result is what lint found in a set of files.
+type Result struct {
+	// Findings are the findings not silenced in the file, sorted by file,
+	// line and column.
+	Findings []phases.Finding `json:"findings"`
+	// Silenced are the findings silenced by a "-- phasekit:allow" comment;
+	// each one's Allowed holds the reason. They are not in Findings.
+	Silenced []phases.Finding `json:"silenced"`
+	// Data are the problems CheckData found in the live database's rows.
+	Data []DataFinding `json:"data"`
+}
+
+// Run reads each file (.sql migration or .yaml/.yml change spec) and applies
+// the lint rules to it. With a snapshot it also plans each file against it,
+// so that a missing table or column fails with the *phases.PlanError naming
+// its position. A malformed file fails with a *change.InputError.
+func Run(files []string, snap *schema.Snapshot) (*Result, error) {
+	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
+	var ms []*change.Migration
+	for _, file := range files {
+		m, err := readFile(file)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+		for _, f := range phases.Findings(m.Changes) {
+			if f.Allowed != "" {
+				r.Silenced = append(r.Silenced, f)
+			} else {
+				r.Findings = append(r.Findings, f)
+			}
+		}
+	}
+	if snap != nil {
+		// Only the errors matter here: the static findings above are the
+		// same ones the plan carries. The files are planned together, in
+		// order, so a table one file creates is known to the next.
+		if _, err := phases.Build(snap, ms...); err != nil {
+			var pe *phases.PlanError
+			if errors.As(err, &pe) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("lint: plan against the schema: %w", err)
+		}
+	}
+	sortFindings(r.Findings)
+	sortFindings(r.Silenced)
+	return r, nil
+}
+
+// readFile reads one input by its extension. Every problem with the input
+// itself comes back as a *change.InputError, so the CLI exits with 2.
+func readFile(file string) (*change.Migration, error) {
+	var (
+		m   *change.Migration
+		err error
+	)
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".sql":
+		m, err = change.ReadSQLFile(file)
+	case ".yaml", ".yml":
+		m, err = change.ReadSpecFile(file)
+	default:
+		return nil, &change.InputError{Pos: filePos(file), Msg: "not a .sql migration or a .yaml change spec"}
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, &change.InputError{Pos: filePos(file), Msg: "cannot read the file: " + pe.Err.Error()}
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// filePos points at the start of a file, for problems with the whole file.
+func filePos(file string) change.Pos { return change.Pos{File: file, Line: 1, Col: 1} }
+
+// HasErrors reports whether anything should fail the build: an unsilenced
+// error-severity finding, or a data check that found rows.
+func (r *Result) HasErrors() bool {
+	for _, f := range r.Findings {
+		if f.Severity == phases.Error && f.Allowed == "" {
+			return true
+		}
+	}
+	for _, d := range r.Data {
+		if d.Count > 0 && d.Allowed == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// sortFindings orders by position; findings at one position keep the order
+// the rules gave them (lock-timeout before the statement's own rule).
+func sortFindings(fs []phases.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool { return posLess(fs[i].Pos, fs[j].Pos) })
+}
+
+func posLess(a, b change.Pos) bool {
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	return a.Col < b.Col
+}

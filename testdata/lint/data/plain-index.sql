@@ -1,0 +1,3 @@
+-- plain-index
+SET lock_timeout = '2s';
+CREATE INDEX CONCURRENTLY customer_country_idx ON customer (country);

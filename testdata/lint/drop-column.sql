@@ -1,0 +1,3 @@
+-- drop-column
+SET lock_timeout = '2s';
+ALTER TABLE customer DROP COLUMN fax;

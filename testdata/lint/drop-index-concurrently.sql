@@ -1,0 +1,3 @@
+-- drop-index-concurrently
+SET lock_timeout = '2s';
+DROP INDEX customer_country_idx;

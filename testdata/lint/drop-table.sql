@@ -1,0 +1,3 @@
+-- drop-table
+SET lock_timeout = '2s';
+DROP TABLE playlist_track;

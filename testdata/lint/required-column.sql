@@ -1,0 +1,3 @@
+-- required-column
+SET lock_timeout = '2s';
+ALTER TABLE customer ADD COLUMN tier text NOT NULL;

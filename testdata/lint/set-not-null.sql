@@ -1,0 +1,3 @@
+-- set-not-null
+SET lock_timeout = '2s';
+ALTER TABLE customer ALTER COLUMN company SET NOT NULL;

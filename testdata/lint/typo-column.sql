@@ -1,0 +1,3 @@
+-- typo-column: the column is misspelt
+SET lock_timeout = '2s';
+ALTER TABLE customer ALTER COLUMN compnay SET NOT NULL;
