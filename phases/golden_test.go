@@ -173,3 +173,32 @@ func TestPlanIsPure(t *testing.T) {
 		t.Errorf("contract: %+v", c)
 	}
 }
+
+// FuzzPlan: any SQL the parser accepts is planned against Chinook without a
+// panic; it either plans or fails with a positioned error.
+func FuzzPlan(f *testing.F) {
+	for _, s := range []string{
+		"ALTER TABLE customer RENAME COLUMN email TO email_address;",
+		"ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint USING milliseconds * 2;",
+		"CREATE TABLE x (id int); ALTER TABLE x ADD COLUMN y int NOT NULL; CREATE INDEX ON x (y);",
+		"ALTER TABLE invoice ADD CHECK (total > 0), ADD COLUMN z uuid DEFAULT gen_random_uuid();",
+		"DROP TABLE playlist_track, genre CASCADE; DROP INDEX IF EXISTS nope;",
+	} {
+		f.Add(s)
+	}
+	snap := loadSnapshot(f, "chinook")
+	f.Fuzz(func(t *testing.T, src string) {
+		m, err := change.ParseSQL("f.sql", src)
+		if err != nil {
+			return
+		}
+		p, err := phases.Build(snap, m)
+		var pe *phases.PlanError
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("unpositioned error: %v", err)
+		}
+		if err == nil && p.Hash == "" {
+			t.Fatal("plan without hash")
+		}
+	})
+}
