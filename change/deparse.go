@@ -168,3 +168,34 @@ func QuoteQualified(q string) string {
 func QuoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
+
+// RewriteEnumLiteral rewrites a default expression such as
+// 'G'::public.mpaa_rating for a changed enum: casts to fromType become casts
+// to toType, and the label from becomes to (to = "" leaves labels alone).
+// It works on the parse tree, not the text.
+func RewriteEnumLiteral(expr, fromType, toType, from, to string) (string, error) {
+	tree, err := pg.Parse("SELECT " + expr)
+	if err != nil {
+		return "", fmt.Errorf("expression %q: %w", expr, err)
+	}
+	fromParts := strings.Split(fromType, ".")
+	toParts := strings.Split(toType, ".")
+	walk(tree.Stmts[0].Stmt, func(n *pg.Node) {
+		tc := n.GetTypeCast()
+		if tc == nil || tc.TypeName == nil {
+			return
+		}
+		got := names(tc.TypeName.Names)
+		if strings.Join(got, ".") != strings.Join(fromParts, ".") && !(len(got) == 1 && got[0] == fromParts[len(fromParts)-1]) {
+			return
+		}
+		tc.TypeName.Names = nil
+		for _, p := range toParts {
+			tc.TypeName.Names = append(tc.TypeName.Names, pg.MakeStrNode(p))
+		}
+		if c := tc.Arg.GetAConst(); c != nil && c.GetSval() != nil && to != "" && c.GetSval().Sval == from {
+			c.GetSval().Sval = to
+		}
+	})
+	return strings.TrimPrefix(deparseStmt(tree.Stmts[0].Stmt), "SELECT "), nil
+}

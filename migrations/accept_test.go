@@ -99,6 +99,16 @@ func TestCatalogueOnChinook(t *testing.T) {
 func TestPagilaViews(t *testing.T) {
 	cases := []acceptCase{
 		{name: "rename_phone", dataset: "pagila", sql: "ALTER TABLE address RENAME COLUMN phone TO phone_number;", probe: viewsProbe("customer_list", "staff_list")},
+		{name: "rename_enum_value", dataset: "pagila", sql: "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';", probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("G", "General"))},
+		{name: "remove_enum_value", dataset: "pagila", spec: "changes:\n  - kind: remove_enum_value\n    enum: mpaa_rating\n    value: NC-17\n    replacement: R\n",
+			naiveFrom: func(s *schema.Snapshot) string {
+				return "UPDATE film SET rating = 'R' WHERE rating = 'NC-17'; DROP VIEW nicer_but_slower_film_list; DROP VIEW film_list;" +
+					"ALTER TYPE mpaa_rating RENAME TO mpaa_rating_old; CREATE TYPE mpaa_rating AS ENUM ('G', 'PG', 'PG-13', 'R');" +
+					"ALTER TABLE film ALTER COLUMN rating DROP DEFAULT, ALTER COLUMN rating TYPE mpaa_rating USING rating::text::mpaa_rating, ALTER COLUMN rating SET DEFAULT 'G';" +
+					"DROP TYPE mpaa_rating_old;" +
+					"CREATE VIEW film_list AS " + s.Views["public.film_list"].Definition +
+					"CREATE VIEW nicer_but_slower_film_list AS " + s.Views["public.nicer_but_slower_film_list"].Definition
+			}, probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("NC-17", "R"))},
 		{name: "retype_length", dataset: "pagila", sql: "ALTER TABLE film ALTER COLUMN length TYPE integer;", naiveFrom: func(s *schema.Snapshot) string {
 			return "DROP VIEW nicer_but_slower_film_list; DROP VIEW film_list; ALTER TABLE film ALTER COLUMN length TYPE integer;" +
 				"CREATE VIEW film_list AS " + s.Views["public.film_list"].Definition +
@@ -396,6 +406,40 @@ func viewsProbe(views ...string) probe {
 	}
 }
 
+// ratingProbe checks that every seeded film keeps its rating under the old
+// label or the new one, and that N can still write the old label while it
+// exists (and N+1 the new one once the type has it).
+func ratingProbe(oldLabel, newLabel string) probe {
+	return func(t *testing.T, conn *pgx.Conn, step string) {
+		ctx := context.Background()
+		var n int
+		// Simple protocol: removing a label replaces the type, and a statement
+		// prepared before that must be prepared again (the plan warns).
+		simple := pgx.QueryExecModeSimpleProtocol
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM film WHERE rating::text IN ($1, $2)", simple, oldLabel, newLabel).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if want := seededRatings[oldLabel]; n != want {
+			t.Fatalf("%s: %d films rated %s or %s, want %d", step, n, oldLabel, newLabel, want)
+		}
+		var labels []string
+		if err := conn.QueryRow(ctx, "SELECT enum_range(NULL::mpaa_rating)::text[]", simple).Scan(&labels); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		label := newLabel
+		for _, l := range labels {
+			if l == oldLabel {
+				label = oldLabel
+			}
+		}
+		if _, err := conn.Exec(ctx, "UPDATE film SET rating = $1::text::mpaa_rating WHERE film_id = 1 AND rating::text IN ($1, $2)", simple, label, map[string]string{oldLabel: newLabel, newLabel: oldLabel}[label]); err != nil {
+			t.Fatalf("%s: write %s: %v", step, label, err)
+		}
+	}
+}
+
+var seededRatings = map[string]int{"G": 6, "NC-17": 4}
+
 // seedPagila puts a few rows into Pagila (shipped without data) with a fixed
 // last_update, so backfills can be checked not to rewrite it.
 func seedPagila(t *testing.T, conn *pgx.Conn) {
@@ -409,7 +453,8 @@ func seedPagila(t *testing.T, conn *pgx.Conn) {
 		UPDATE address SET last_update = '2020-01-01';
 		RESET session_replication_role;
 		INSERT INTO language (language_id, name) VALUES (1, 'English');
-		INSERT INTO film (film_id, title, language_id, length) SELECT g, 'Film ' || g, 1, 90 + g FROM generate_series(1, 10) g;`)
+		INSERT INTO film (film_id, title, language_id, length) SELECT g, 'Film ' || g, 1, 90 + g FROM generate_series(1, 10) g;
+		UPDATE film SET rating = 'NC-17' WHERE film_id > 6;`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,8 @@ func TestGolden(t *testing.T) {
 		{"split_column", "chinook", "changes:\n  - kind: split_column\n    table: employee\n    column: address\n    into:\n      - {name: street, type: text, up: \"split_part(address, ',', 1)\"}\n      - {name: unit, type: text, up: \"nullif(split_part(address, ',', 2), '')\"}\n    down: \"street || coalesce(',' || unit, '')\"\n"},
 		{"merge_columns", "chinook", "changes:\n  - kind: merge_columns\n    table: customer\n    from: [first_name, last_name]\n    into: [{name: full_name, type: text, up: \"first_name || ' ' || last_name\"}]\n    down_each: {first_name: \"split_part(full_name, ' ', 1)\", last_name: \"split_part(full_name, ' ', 2)\"}\n"},
 		{"rename_and_retype", "chinook", "changes:\n  - kind: change_type\n    table: invoice\n    column: total\n    new_name: total_cents\n    type: bigint\n    up: \"round(total * 100)::bigint\"\n    down: \"(total_cents / 100.0)::numeric(10,2)\"\n"},
+		{"rename_enum_value", "pagila", "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';"},
+		{"remove_enum_value", "pagila", "changes:\n  - kind: remove_enum_value\n    enum: mpaa_rating\n    value: NC-17\n    replacement: R\n"},
 		{"safe_and_unknown", "chinook", "SET lock_timeout = '2s'; CREATE TABLE note (id bigint PRIMARY KEY); UPDATE customer SET country = 'X';"},
 		{"merged_phases", "chinook", "ALTER TABLE customer RENAME COLUMN email TO email_address; ALTER TABLE customer ADD COLUMN tier int; CREATE INDEX CONCURRENTLY ON customer (country); ALTER TABLE invoice ADD CONSTRAINT invoice_total_positive CHECK (total >= 0);"},
 	}
@@ -129,7 +131,8 @@ func TestRefusals(t *testing.T) {
 		{"target exists", "chinook", "ALTER TABLE customer RENAME COLUMN email TO phone;", "column phone of table public.customer already exists"},
 		{"split under views", "pagila", "changes:\n  - kind: split_column\n    table: address\n    column: phone\n    into: [{name: a, type: text, up: phone}]\n    down: a\n", "views public.customer_list, public.staff_list read phone"},
 		{"reshape indexed column", "chinook", "ALTER TABLE customer ALTER COLUMN support_rep_id TYPE bigint;", "is part of constraint customer_support_rep_id_fkey"},
-		{"enum rename", "pagila", "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';", "cannot plan this safely yet"},
+		{"enum rename to existing", "pagila", "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'PG';", "already has a value \"PG\""},
+		{"enum bad replacement", "pagila", "changes:\n  - kind: remove_enum_value\n    enum: mpaa_rating\n    value: G\n    replacement: X\n", "replacement \"X\" must be another value"},
 		{"enum missing value", "pagila", "ALTER TYPE mpaa_rating RENAME VALUE 'X' TO 'Y';", "has no value \"X\""},
 	}
 	for _, tc := range cases {

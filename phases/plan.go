@@ -189,6 +189,17 @@ func newFragment() *fragment {
 
 func (f *fragment) add(k Kind, s Statement) { f.steps[k] = append(f.steps[k], s) }
 
+// merge appends another fragment's work (one change planned as several).
+func (f *fragment) merge(o *fragment) {
+	for _, k := range Order {
+		f.steps[k] = append(f.steps[k], o.steps[k]...)
+		f.irreversible[k] = f.irreversible[k] || o.irreversible[k]
+	}
+	f.backfills = append(f.backfills, o.backfills...)
+	f.syncs = append(f.syncs, o.syncs...)
+	f.findings = append(f.findings, o.findings...)
+}
+
 // planner plans one change kind.
 type planner func(s *schema.Snapshot, c change.Change) (*fragment, error)
 

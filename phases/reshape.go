@@ -19,6 +19,9 @@ type reshape struct {
 	// hidden is set for a type change that keeps the column's name: the new
 	// column is a shadow no app uses, renamed over the old one in contract.
 	hidden bool
+	// newDefault replaces the old column's default on the swapped column
+	// (an enum default must name the new type).
+	newDefault string
 }
 
 func shadowName(col string) string {
@@ -127,9 +130,9 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		f.add(Contract, ddl(tn, LockAccessExclusive, "the new column takes the old name",
 			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(n.Name), q(o.Name)),
 			fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(o.Name), q(n.Name))))
-		if o.Default != "" {
+		if def := firstNonEmpty(r.newDefault, o.Default); def != "" {
 			f.add(Contract, ddl(tn, LockAccessExclusive, "keep the column's default",
-				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), o.Default)))
+				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), def)))
 		}
 	}
 	for _, v := range views {
@@ -137,6 +140,13 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 			fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(v.QName()))))
 	}
 	return f, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func createView(v *schema.View) string {

@@ -11,8 +11,6 @@ import (
 func init() {
 	register(change.SplitColumn, planSplitColumn)
 	register(change.MergeColumns, planMergeColumns)
-	register(change.RenameEnumValue, planEnumValue)
-	register(change.RemoveEnumValue, planEnumValue)
 }
 
 // planSplitColumn: one old column becomes several new ones; N writes the old
@@ -62,31 +60,4 @@ func planMergeColumns(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	f.deploy = fmt.Sprintf("N+1 reads and writes %s.%s", t.QName(), c.Into[0].Name)
 	return f, nil
-}
-
-// planEnumValue: PostgreSQL cannot drop an enum label, and renaming one
-// breaks N at once; the safe recipe (a new enum type, dual-written columns,
-// contract swapping the types) is not planned yet, so the plan refuses with
-// the reason rather than emitting something unsafe.
-func planEnumValue(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	e, ok := s.Enums[c.Enum]
-	if !ok {
-		var names []string
-		for k := range s.Enums {
-			names = append(names, k)
-		}
-		msg := fmt.Sprintf("enum type %s does not exist", c.Enum)
-		if sug := schema.Suggest(c.Enum, names); sug != "" {
-			msg += fmt.Sprintf(" (did you mean %s?)", sug)
-		}
-		return nil, &PlanError{Pos: c.Pos, Msg: msg}
-	}
-	found := false
-	for _, v := range e.Values {
-		found = found || v == c.Value
-	}
-	if !found {
-		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("enum %s has no value %q (values: %s)", c.Enum, c.Value, strings.Join(e.Values, ", "))}
-	}
-	return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s on %s: phasekit cannot plan this safely yet (it needs a new enum type and a dual-written column); lint reports the risk, see docs/catalogue.md", c.Kind, c.Enum)}
 }

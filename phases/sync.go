@@ -94,11 +94,12 @@ func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract [
 func syncBody(syncs []sync, filled []Assignment) string {
 	var b strings.Builder
 	b.WriteString("DECLARE\n")
-	// Declared by type name, not %TYPE, so the function can be created
-	// whatever the columns are called at that moment (a rollback recreates
-	// it before the columns are back under their names).
-	for i, a := range filled {
-		fmt.Fprintf(&b, "  fill_%d %s;\n", i, a.Type)
+	// Held as text, not %TYPE or the column's type, so the function can be
+	// created whatever the columns and types are called at that moment (a
+	// rollback recreates it before they are back under their names); the
+	// assignment back converts through the type's input function.
+	for i := range filled {
+		fmt.Fprintf(&b, "  fill_%d text;\n", i)
 	}
 	b.WriteString("BEGIN\n")
 	if len(filled) > 0 {
