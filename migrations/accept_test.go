@@ -37,6 +37,8 @@ type acceptCase struct {
 	// naiveFrom builds the naive migration from the schema, when it must
 	// restate objects (views) the plain ALTER cannot keep.
 	naiveFrom func(*schema.Snapshot) string
+	// probeWrites marks probes that change rows on purpose.
+	probeWrites bool
 	// noDown marks cases whose contract cannot be rolled back to the
 	// original schema (a dropped table).
 	noDown bool
@@ -44,8 +46,8 @@ type acceptCase struct {
 
 func TestCatalogueOnChinook(t *testing.T) {
 	cases := []acceptCase{
-		{name: "rename_column", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address;", probe: renameProbe("customer", "customer_id", "email", "email_address")},
-		{name: "two_renames_one_table", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address; ALTER TABLE customer RENAME COLUMN phone TO phone_number;", probe: both(renameProbe("customer", "customer_id", "email", "email_address"), renameProbe("customer", "customer_id", "phone", "phone_number"))},
+		{name: "rename_column", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address;", probe: renameProbe("customer", "customer_id", "email", "email_address"), probeWrites: true},
+		{name: "two_renames_one_table", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address; ALTER TABLE customer RENAME COLUMN phone TO phone_number;", probe: both(renameProbe("customer", "customer_id", "email", "email_address"), renameProbe("customer", "customer_id", "phone", "phone_number")), probeWrites: true},
 		{name: "rename_table", dataset: "chinook", sql: "ALTER TABLE artist RENAME TO performer;", probe: tableRenameProbe},
 		{name: "change_type", dataset: "chinook", sql: "ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint;", probe: countProbe("track", 3503)},
 		{name: "drop_column", dataset: "chinook", sql: "ALTER TABLE customer DROP COLUMN fax;", probe: countProbe("customer", 59)},
@@ -99,7 +101,7 @@ func TestCatalogueOnChinook(t *testing.T) {
 func TestPagilaViews(t *testing.T) {
 	cases := []acceptCase{
 		{name: "rename_phone", dataset: "pagila", sql: "ALTER TABLE address RENAME COLUMN phone TO phone_number;", probe: viewsProbe("customer_list", "staff_list")},
-		{name: "rename_enum_value", dataset: "pagila", sql: "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';", probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("G", "General"))},
+		{name: "rename_enum_value", dataset: "pagila", sql: "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';", probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("G", "General")), probeWrites: true},
 		{name: "remove_enum_value", dataset: "pagila", spec: "changes:\n  - kind: remove_enum_value\n    enum: mpaa_rating\n    value: NC-17\n    replacement: R\n",
 			naiveFrom: func(s *schema.Snapshot) string {
 				return "UPDATE film SET rating = 'R' WHERE rating = 'NC-17'; DROP VIEW nicer_but_slower_film_list; DROP VIEW film_list;" +
@@ -108,7 +110,7 @@ func TestPagilaViews(t *testing.T) {
 					"DROP TYPE mpaa_rating_old;" +
 					"CREATE VIEW film_list AS " + s.Views["public.film_list"].Definition +
 					"CREATE VIEW nicer_but_slower_film_list AS " + s.Views["public.nicer_but_slower_film_list"].Definition
-			}, probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("NC-17", "R"))},
+			}, probe: both(viewsProbe("film_list", "nicer_but_slower_film_list"), ratingProbe("NC-17", "R")), probeWrites: true},
 		{name: "retype_length", dataset: "pagila", sql: "ALTER TABLE film ALTER COLUMN length TYPE integer;", naiveFrom: func(s *schema.Snapshot) string {
 			return "DROP VIEW nicer_but_slower_film_list; DROP VIEW film_list; ALTER TABLE film ALTER COLUMN length TYPE integer;" +
 				"CREATE VIEW film_list AS " + s.Views["public.film_list"].Definition +
@@ -134,7 +136,7 @@ func runAcceptance(t *testing.T, tc acceptCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checksumBefore := dataChecksum(t, conn)
+	sumsBefore := dataChecksum(t, conn, nil)
 
 	var m *change.Migration
 	if tc.spec != "" {
@@ -158,6 +160,11 @@ func runAcceptance(t *testing.T, tc acceptCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tables the plan does not touch keep their data at every step.
+	untouched := map[string]bool{}
+	for _, tbl := range plan.Tables {
+		untouched[tbl] = true
+	}
 	mg, err := migrate.New("file://"+dir, "pgx5"+strings.TrimPrefix(dsn, "postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +177,7 @@ func runAcceptance(t *testing.T, tc acceptCase) {
 		if tc.probe != nil {
 			tc.probe(t, conn, "after up "+f.Name)
 		}
+		sameSums(t, "after up "+f.Name+", a table the plan does not touch", dataChecksum(t, conn, untouched), sumsBefore)
 	}
 
 	// After contract the schema is what the naive migration makes.
@@ -217,21 +225,53 @@ func runAcceptance(t *testing.T, tc acceptCase) {
 	if after != before {
 		t.Errorf("schema after rolling every phase back differs from the original:\n%s", diff(before, after))
 	}
-	_ = checksumBefore
+	// Back at the start, every row is as it was, unless the probe wrote on
+	// purpose or a phase could not keep the data (a dropped column).
+	reversible := true
+	for _, ph := range plan.Phases {
+		reversible = reversible && ph.Reversible
+	}
+	if reversible && !tc.probeWrites {
+		sameSums(t, "after rolling every phase back", sumsBefore, dataChecksum(t, conn, nil))
+	}
 }
 
-// dataChecksum is a checksum over every user table's rows.
-func dataChecksum(t *testing.T, conn *pgx.Conn) string {
+// dataChecksum is a checksum of every row of every table in public, table
+// by table, rows as JSON (so column order does not count: a column re-added
+// by a rollback comes last) in text order; skip leaves tables out.
+func dataChecksum(t *testing.T, conn *pgx.Conn, skip map[string]bool) map[string]string {
 	t.Helper()
-	var sum string
-	err := conn.QueryRow(context.Background(), `
-		SELECT coalesce(md5(string_agg(n.nspname || '.' || c.relname, ',' ORDER BY 1)), '')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'r' AND n.nspname = 'public'`).Scan(&sum)
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sum
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, tbl := range tables {
+		if skip["public."+tbl] || tbl == "schema_migrations" {
+			continue
+		}
+		var sum string
+		if err := conn.QueryRow(ctx, `SELECT coalesce(md5(string_agg(to_jsonb(r)::text, E'\n' ORDER BY to_jsonb(r)::text)), '') FROM public.`+tbl+` r`).Scan(&sum); err != nil {
+			t.Fatal(err)
+		}
+		sums[tbl] = sum
+	}
+	return sums
+}
+
+func sameSums(t *testing.T, what string, a, b map[string]string) {
+	t.Helper()
+	for k, v := range a {
+		if w, ok := b[k]; ok && w != v {
+			t.Errorf("%s: data of %s changed", what, k)
+		}
+	}
 }
 
 func diff(a, b string) string {

@@ -32,7 +32,7 @@ func planEnumValue(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		return nil, err
 	}
 	if c.Kind == change.RenameEnumValue {
-		return planRenameEnumValue(e, c)
+		return planRenameEnumValue(s, e, c)
 	}
 	if c.Replacement == c.Value || !contains(e.Values, c.Replacement) {
 		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("replacement %q must be another value of %s (values: %s)", c.Replacement, c.Enum, strings.Join(e.Values, ", "))}
@@ -106,7 +106,7 @@ func planEnumValue(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	return f, nil
 }
 
-func planRenameEnumValue(e *schema.Enum, c change.Change) (*fragment, error) {
+func planRenameEnumValue(s *schema.Snapshot, e *schema.Enum, c change.Change) (*fragment, error) {
 	if contains(e.Values, c.NewName) {
 		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("enum %s already has a value %q", c.Enum, c.NewName)}
 	}
@@ -115,6 +115,9 @@ func planRenameEnumValue(e *schema.Enum, c change.Change) (*fragment, error) {
 	f.add(Contract, ddl(schema.QualifiedName(e.Schema, e.Name), LockAccessExclusive, "instant, catalogue only; every row holding the old label now reads the new one",
 		fmt.Sprintf("ALTER TYPE %s RENAME VALUE %s TO %s", typ, change.QuoteLiteral(c.Value), change.QuoteLiteral(c.NewName)),
 		fmt.Sprintf("ALTER TYPE %s RENAME VALUE %s TO %s", typ, change.QuoteLiteral(c.NewName), change.QuoteLiteral(c.Value))))
+	for _, tc := range enumColumns(s, schema.QualifiedName(e.Schema, e.Name)) {
+		f.touches = append(f.touches, tc.table.QName())
+	}
 	f.deploy = fmt.Sprintf("N+1 reads both %q and %q from %s; it writes %q until contract and %q after", c.Value, c.NewName, typ, c.Value, c.NewName)
 	return f, nil
 }

@@ -45,6 +45,9 @@ func planSetNotNull(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		}
 		f.backfills = append(f.backfills, newBackfill(tn, key, t.RowEstimate,
 			[]Assignment{{Column: col.Name, Expr: fmt.Sprintf("COALESCE(%s, %s)", q(col.Name), c.Fill), Type: col.Type}}))
+		// Rolling back cannot tell filled rows from rows that held the
+		// fill value already.
+		f.irreversible[Backfill] = true
 	}
 	setNotNullSteps(f, tn, col.Name, Contract, Contract, Contract)
 	f.deploy = fmt.Sprintf("N+1 never writes NULL into %s.%s", tn, col.Name)

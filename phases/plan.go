@@ -178,6 +178,9 @@ type fragment struct {
 	backfills []BackfillStep
 	syncs     []sync
 	deploy    string // what N+1 may do once the pre-contract phases ran
+	// touches lists tables whose rows the change affects without a
+	// statement locking them (an enum label renamed under them).
+	touches []string
 	findings  []Finding
 	// irreversible marks phases whose rollback loses data.
 	irreversible map[Kind]bool
@@ -196,6 +199,7 @@ func (f *fragment) merge(o *fragment) {
 		f.irreversible[k] = f.irreversible[k] || o.irreversible[k]
 	}
 	f.backfills = append(f.backfills, o.backfills...)
+	f.touches = append(f.touches, o.touches...)
 	f.syncs = append(f.syncs, o.syncs...)
 	f.findings = append(f.findings, o.findings...)
 }
@@ -309,6 +313,11 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 	}
 	for _, b := range backfills {
 		tables[b.Table] = true
+	}
+	for _, f := range frags {
+		for _, t := range f.touches {
+			tables[t] = true
+		}
 	}
 	for t := range tables {
 		p.Tables = append(p.Tables, t)

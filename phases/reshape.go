@@ -95,8 +95,9 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 	}
 	// One statement drops every old column, and its rollback re-adds them all
 	// before refilling any: the recreated trigger reads all of them.
-	var drops, adds, refills, after []string
+	var drops, adds, refills, after, oldNamesOnly []string
 	for _, o := range r.olds {
+		oldNamesOnly = append(oldNamesOnly, o.Name)
 		drops = append(drops, "DROP COLUMN "+q(o.Name))
 		adds = append(adds, fmt.Sprintf("ADD COLUMN %s %s", q(o.Name), o.Type))
 		refills = append(refills, fmt.Sprintf("%s = %s", q(o.Name), r.down[o.Name]))
@@ -109,6 +110,9 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 	}
 	rollback := append([]string{
 		fmt.Sprintf("ALTER TABLE %s %s", qq(tn), strings.Join(adds, ", ")),
+		// The refill must not let the table's own triggers touch other
+		// columns (last_update): backfill mode for exactly these columns.
+		refillMode(oldNamesOnly...),
 		fmt.Sprintf("UPDATE %s SET %s", qq(tn), strings.Join(refills, ", ")),
 	}, after...)
 	f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone: drop the old column(s)",

@@ -37,7 +37,13 @@ const SyncTrigger = "zz_phasekit_sync"
 const BackfillSetting = "phasekit.backfill"
 
 // setBackfillMode puts the rest of the transaction in backfill mode.
-var setBackfillMode = fmt.Sprintf("SELECT set_config(%s, 'on', true)", change.QuoteLiteral(BackfillSetting))
+var setBackfillMode = refillMode("on")
+
+// refillMode puts the rest of the transaction in backfill mode for the
+// given columns ("on" = the backfilled ones).
+func refillMode(cols ...string) string {
+	return fmt.Sprintf("SELECT set_config(%s, %s, true)", change.QuoteLiteral(BackfillSetting), change.QuoteLiteral(strings.Join(cols, ",")))
+}
 
 func syncFunction(table string) string {
 	name := "sync_" + strings.ReplaceAll(table, ".", "_")
@@ -92,28 +98,42 @@ func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract [
 }
 
 func syncBody(syncs []sync, filled []Assignment) string {
+	var cols []string
+	seen := map[string]bool{}
+	for _, a := range filled {
+		if !seen[a.Column] {
+			seen[a.Column] = true
+			cols = append(cols, a.Column)
+		}
+	}
 	var b strings.Builder
-	b.WriteString("DECLARE\n")
+	b.WriteString("DECLARE\n  keep text := coalesce(current_setting(" + change.QuoteLiteral(BackfillSetting) + ", true), '');\n")
 	// Held as text, not %TYPE or the column's type, so the function can be
 	// created whatever the columns and types are called at that moment (a
 	// rollback recreates it before they are back under their names); the
 	// assignment back converts through the type's input function.
-	for i := range filled {
-		fmt.Fprintf(&b, "  fill_%d text;\n", i)
+	for i := range cols {
+		fmt.Fprintf(&b, "  kept_%d text;\n", i)
 	}
 	b.WriteString("BEGIN\n")
-	if len(filled) > 0 {
-		fmt.Fprintf(&b, "  IF TG_OP = 'UPDATE' AND current_setting(%s, true) = 'on' THEN\n", change.QuoteLiteral(BackfillSetting))
-		b.WriteString("    -- A backfill fills only its columns; every other column keeps its old value.\n")
-		for i, a := range filled {
-			fmt.Fprintf(&b, "    fill_%d := NEW.%s;\n", i, q(a.Column))
+	b.WriteString("  -- Backfill mode: the UPDATE sets only the columns it fills; every other\n")
+	b.WriteString("  -- column keeps its old value, whatever other triggers did to it.\n")
+	if len(cols) > 0 {
+		b.WriteString("  IF TG_OP = 'UPDATE' AND keep = 'on' THEN\n")
+		for i, c := range cols {
+			fmt.Fprintf(&b, "    kept_%d := NEW.%s;\n", i, q(c))
 		}
 		b.WriteString("    NEW := OLD;\n")
-		for i, a := range filled {
-			fmt.Fprintf(&b, "    NEW.%s := fill_%d;\n", q(a.Column), i)
+		for i, c := range cols {
+			fmt.Fprintf(&b, "    NEW.%s := kept_%d;\n", q(c), i)
 		}
 		b.WriteString("    RETURN NEW;\n  END IF;\n")
 	}
+	b.WriteString("  IF TG_OP = 'UPDATE' AND keep NOT IN ('', 'off', 'on') THEN\n")
+	b.WriteString("    -- A rollback refilling the listed columns, while other columns may not\n")
+	b.WriteString("    -- be back under their names yet: through jsonb, naming none of them.\n")
+	b.WriteString("    NEW := jsonb_populate_record(OLD, coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(NEW)) e WHERE e.key = ANY (string_to_array(keep, ','))), '{}'));\n")
+	b.WriteString("    RETURN NEW;\n  END IF;\n")
 	for _, s := range syncs {
 		fmt.Fprintf(&b, "  -- %s -> %s\n", strings.Join(s.Olds, ", "), strings.Join(s.News, ", "))
 		up := assignments(s.News, s.Up, s.Olds)
