@@ -180,8 +180,8 @@ type fragment struct {
 	deploy    string // what N+1 may do once the pre-contract phases ran
 	// touches lists tables whose rows the change affects without a
 	// statement locking them (an enum label renamed under them).
-	touches []string
-	findings  []Finding
+	touches  []string
+	findings []Finding
 	// irreversible marks phases whose rollback loses data.
 	irreversible map[Kind]bool
 }

@@ -1,0 +1,754 @@
+package migrations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/phasekit/phasekit/phases"
+)
+
+// ErrNoBackfillKey is wrapped by the error Backfill refuses a table with when
+// it has neither a primary key nor a unique index over NOT NULL columns that
+// the step's key covers.
+var ErrNoBackfillKey = errors.New("no primary key or unique index over NOT NULL columns")
+
+// ErrBackfillIncomplete is wrapped by the error Backfill returns, together
+// with its result, when the step's Verify query still counts rows.
+var ErrBackfillIncomplete = errors.New("rows still differ from their expected value")
+
+// CursorStore keeps a backfill's progress. Save runs inside the batch's
+// transaction, so the cursor commits with the rows it covers: a run killed at
+// any point resumes where the database says it stopped.
+type CursorStore interface {
+	// Load returns the last committed cursor (nil when the backfill has not
+	// started), the upper bound fixed when it started and the rows walked.
+	Load(ctx context.Context) (cursor []string, upper []string, rows int64, err error)
+	// Save records the key of the batch's last row, the upper bound and the
+	// rows walked so far (earlier runs included).
+	Save(ctx context.Context, tx pgx.Tx, cursor []string, upper []string, rows int64) error
+}
+
+// backfillCommitter is implemented by stores that keep the cursor outside the
+// database: Backfill calls Committed once the batch's transaction committed,
+// so a failed commit never leaves such a store a batch ahead of the table.
+type backfillCommitter interface{ Committed() }
+
+// MemoryCursor is a CursorStore held in memory. It lets a run resume within
+// one process (after a failed batch or a cancelled context), not after the
+// process dies. The zero value is ready to use.
+type MemoryCursor struct {
+	mu        sync.Mutex
+	saved     memoryCursorState
+	staged    memoryCursorState
+	hasStaged bool
+}
+
+type memoryCursorState struct {
+	cursor, upper []string
+	rows          int64
+}
+
+// Load returns the cursor of the last committed batch.
+func (m *MemoryCursor) Load(context.Context) ([]string, []string, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.saved.cursor), slices.Clone(m.saved.upper), m.saved.rows, nil
+}
+
+// Save stages the cursor; Load returns it only after Committed.
+func (m *MemoryCursor) Save(_ context.Context, _ pgx.Tx, cursor, upper []string, rows int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.staged = memoryCursorState{slices.Clone(cursor), slices.Clone(upper), rows}
+	m.hasStaged = true
+	return nil
+}
+
+// Committed makes the last saved cursor the one Load returns; Backfill calls
+// it after each batch's transaction commits.
+func (m *MemoryCursor) Committed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hasStaged {
+		m.saved, m.hasStaged = m.staged, false
+	}
+}
+
+// BackfillOptions tune how fast a backfill goes. The zero value is usable.
+type BackfillOptions struct {
+	// TargetBatch is the duration each batch's transaction should take; the
+	// batch size adapts toward it (default 100ms).
+	TargetBatch time.Duration
+	// MinBatch, MaxBatch and InitialBatch bound the rows per batch (defaults
+	// 100, 50000, 1000).
+	MinBatch, MaxBatch, InitialBatch int
+	// MaxRowsPerSecond caps the rows walked per second (0: unlimited).
+	MaxRowsPerSecond float64
+	// MaxReplicationLag pauses the backfill while a replica lags more (0: do
+	// not check). Lag columns of pg_stat_replication are NULL, so read as no
+	// lag, for roles without pg_monitor.
+	MaxReplicationLag time.Duration
+	// LagPoll is how often the lag is checked during a pause (default 1s).
+	LagPoll time.Duration
+	// Lag reports the replication lag; nil queries pg_stat_replication.
+	Lag func(ctx context.Context) (time.Duration, error)
+	// StatementTimeout and LockTimeout are set LOCAL in each batch
+	// (defaults 30s and 2s).
+	StatementTimeout, LockTimeout time.Duration
+	// Retries is how many times a batch is retried after a deadlock,
+	// serialization failure, lock or statement timeout (default 5).
+	Retries int
+	// Progress receives the progress display and log lines (nil: none).
+	Progress io.Writer
+	// TTY draws a bar with rows/s and ETA, redrawn in place; otherwise a
+	// plain line is written every few seconds.
+	TTY bool
+	// Clock and Sleep stand in for time.Now and a context-aware sleep.
+	Clock func() time.Time
+	Sleep func(context.Context, time.Duration) error
+}
+
+// BackfillResult says what a backfill run did.
+type BackfillResult struct {
+	// Rows is the number of rows this run updated.
+	Rows int64
+	// Walked is the number of rows the cursor has passed, earlier runs
+	// included.
+	Walked int64
+	// Batches is the number of batches this run committed.
+	Batches int
+	// Elapsed is the run's wall time.
+	Elapsed time.Duration
+	// Remaining is the count of the step's Verify query at the end; it must
+	// be 0.
+	Remaining int64
+	// Resumed is true when the run continued from a saved cursor.
+	Resumed bool
+}
+
+const (
+	backfillPlainEvery   = 5 * time.Second
+	backfillRetryBackoff = 50 * time.Millisecond
+)
+
+func (o BackfillOptions) withDefaults() BackfillOptions {
+	if o.TargetBatch <= 0 {
+		o.TargetBatch = 100 * time.Millisecond
+	}
+	if o.MinBatch <= 0 {
+		o.MinBatch = 100
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 50000
+	}
+	if o.MaxBatch < o.MinBatch {
+		o.MaxBatch = o.MinBatch
+	}
+	if o.InitialBatch <= 0 {
+		o.InitialBatch = 1000
+	}
+	if o.LagPoll <= 0 {
+		o.LagPoll = time.Second
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 30 * time.Second
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.Retries <= 0 {
+		o.Retries = 5
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = backfillSleep
+	}
+	if o.MaxRowsPerSecond > 0 {
+		// A batch never holds more than a second's worth of the rate, so the
+		// rate is kept smoothly rather than in bursts followed by long sleeps.
+		o.MaxBatch = max(o.MinBatch, min(o.MaxBatch, int(math.Ceil(o.MaxRowsPerSecond))))
+	}
+	o.InitialBatch = min(max(o.InitialBatch, o.MinBatch), o.MaxBatch)
+	return o
+}
+
+func backfillSleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Backfill runs step on the pool in keyset batches over the table's key, each
+// batch one transaction in backfill mode (phases.BackfillSetting) that also
+// saves the cursor in store, then runs the step's Verify query. The upper
+// bound is the largest key when the backfill starts, kept in the store: rows
+// inserted later are the dual-write trigger's, so the run ends under any
+// INSERT load. A nil store is a fresh MemoryCursor. When Verify still counts
+// rows, Backfill returns the result and an error wrapping
+// ErrBackfillIncomplete.
+func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep, store CursorStore, opts BackfillOptions) (*BackfillResult, error) {
+	opts = opts.withDefaults()
+	if store == nil {
+		store = &MemoryCursor{}
+	}
+	if len(step.Set) == 0 {
+		return nil, fmt.Errorf("backfill %s: the step sets no column", step.Table)
+	}
+	start := opts.Clock()
+	b := &backfiller{pool: pool, step: step, store: store, opts: opts}
+	b.table = backfillQuoteTable(step.Table)
+	if err := b.resolveKey(ctx); err != nil {
+		return nil, err
+	}
+	b.prepareSQL()
+
+	cursor, upper, walked, err := store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backfill %s: load cursor: %w", step.Table, err)
+	}
+	res := &BackfillResult{Resumed: cursor != nil, Walked: walked}
+	if res.Resumed {
+		if len(cursor) != len(b.key) || len(upper) != len(b.key) {
+			return nil, fmt.Errorf("backfill %s: saved cursor has %d values and upper bound %d, but key (%s) has %d columns",
+				step.Table, len(cursor), len(upper), strings.Join(b.keyNames(), ", "), len(b.key))
+		}
+	} else {
+		walked = 0
+		res.Walked = 0
+		upper, err = b.upperBound(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backfill %s: find upper bound: %w", step.Table, err)
+		}
+	}
+
+	p := newBackfillProgress(opts, step.Table, b.estimate(ctx, walked), walked, start)
+	if upper != nil {
+		if err := b.run(ctx, p, res, cursor, upper); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := pool.QueryRow(ctx, b.verifySQL).Scan(&res.Remaining); err != nil {
+		return nil, fmt.Errorf("backfill %s: verify: %w", step.Table, err)
+	}
+	res.Elapsed = opts.Clock().Sub(start)
+	p.finish(res)
+	if res.Remaining != 0 {
+		return res, fmt.Errorf("backfill %s: verify: %d %w", step.Table, res.Remaining, ErrBackfillIncomplete)
+	}
+	return res, nil
+}
+
+// backfillKeyColumn is a column of the keyset key and its SQL type; cursor values
+// travel as text and are cast back to that type.
+type backfillKeyColumn struct {
+	name, typ string
+}
+
+type backfiller struct {
+	pool  *pgxpool.Pool
+	step  phases.BackfillStep
+	store CursorStore
+	opts  BackfillOptions
+	table string // quoted
+	key   []backfillKeyColumn
+
+	upperSQL                   string
+	nextSQL, nextFirstSQL      string // find a batch's last key: after a cursor, from the start
+	updateSQL, updateFirstSQL  string
+	verifySQL, modeSQL, lagSQL string
+}
+
+func (b *backfiller) keyNames() []string {
+	names := make([]string, len(b.key))
+	for i, k := range b.key {
+		names[i] = k.name
+	}
+	return names
+}
+
+// resolveKey checks that the step's key (or, when it has none, the table's
+// primary key or first unique NOT NULL key) identifies rows: keyset batches
+// over a key that repeats or holds NULLs would skip rows.
+func (b *backfiller) resolveKey(ctx context.Context) error {
+	rows, err := b.pool.Query(ctx, `
+		SELECT array_agg(a.attname::text ORDER BY k.ord), bool_and(a.attnotnull)
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indisready
+		  AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
+		GROUP BY i.indexrelid, i.indisprimary
+		ORDER BY i.indisprimary DESC, count(*), i.indexrelid`, b.table)
+	if err != nil {
+		return fmt.Errorf("backfill %s: look up keys: %w", b.step.Table, err)
+	}
+	var candidates [][]string
+	for rows.Next() {
+		var cols []string
+		var notNull bool
+		if err := rows.Scan(&cols, &notNull); err != nil {
+			rows.Close()
+			return fmt.Errorf("backfill %s: look up keys: %w", b.step.Table, err)
+		}
+		if notNull {
+			candidates = append(candidates, cols)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("backfill %s: look up keys: %w", b.step.Table, err)
+	}
+
+	want := b.step.Key
+	if len(want) == 0 {
+		if len(candidates) == 0 {
+			return fmt.Errorf("backfill %s: refused: the table has %w: keyset batches cannot walk it; add a primary key first", b.step.Table, ErrNoBackfillKey)
+		}
+		want = candidates[0]
+	} else {
+		covered := false
+		for _, c := range candidates {
+			if backfillKeyWithin(c, want) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return fmt.Errorf("backfill %s: refused: %w lies within key (%s): keyset batches over it could skip rows; add a primary key first",
+				b.step.Table, ErrNoBackfillKey, strings.Join(want, ", "))
+		}
+	}
+
+	b.key = make([]backfillKeyColumn, len(want))
+	for i, name := range want {
+		var notNull bool
+		err := b.pool.QueryRow(ctx, `
+			SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attname = $2 AND attnum > 0 AND NOT attisdropped`,
+			b.table, name).Scan(&b.key[i].typ, &notNull)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("backfill %s: key column %s does not exist", b.step.Table, name)
+		}
+		if err != nil {
+			return fmt.Errorf("backfill %s: look up key column %s: %w", b.step.Table, name, err)
+		}
+		if !notNull {
+			// A NULL never compares greater than a cursor: its row would be skipped.
+			return fmt.Errorf("backfill %s: refused: key column %s may be NULL, and keyset batches never reach a NULL key (%w within the key alone)", b.step.Table, name, ErrNoBackfillKey)
+		}
+		b.key[i].name = name
+	}
+	return nil
+}
+
+func backfillKeyWithin(small, big []string) bool {
+	for _, s := range small {
+		if !slices.Contains(big, s) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *backfiller) prepareSQL() {
+	cols := make([]string, len(b.key))
+	texts := make([]string, len(b.key))
+	desc := make([]string, len(b.key))
+	for i, k := range b.key {
+		cols[i] = pgx.Identifier{k.name}.Sanitize()
+		// Aliased: ORDER BY a bare name would otherwise sort by the text
+		// output column of that name, putting 999 after 1000.
+		texts[i] = fmt.Sprintf("%s::text AS key_text_%d", cols[i], i)
+		desc[i] = cols[i] + " DESC"
+	}
+	row := "(" + strings.Join(cols, ", ") + ")"
+	// Cursor values are sent as text and cast to the column's type, so any
+	// key type round-trips through the store and the comparison uses the
+	// key's index.
+	params := func(from int) string {
+		ps := make([]string, len(b.key))
+		for i, k := range b.key {
+			ps[i] = fmt.Sprintf("$%d::text::%s", from+i, k.typ)
+		}
+		return "(" + strings.Join(ps, ", ") + ")"
+	}
+	n := len(b.key)
+	after := row + " > " + params(1)
+	upTo := func(from int) string { return row + " <= " + params(from) }
+
+	b.upperSQL = fmt.Sprintf("SELECT %s FROM %s ORDER BY %s LIMIT 1", strings.Join(texts, ", "), b.table, strings.Join(desc, ", "))
+	next := func(where string, limit int) string {
+		// The inner query walks at most N keys of the index; the outer one
+		// returns the last of them and how many there were.
+		return fmt.Sprintf("SELECT %s, count(*) OVER () FROM (SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d) s ORDER BY %s LIMIT 1",
+			strings.Join(texts, ", "), strings.Join(cols, ", "), b.table, where, strings.Join(cols, ", "), limit, strings.Join(desc, ", "))
+	}
+	b.nextSQL = next(after+" AND "+upTo(n+1), 2*n+1)
+	b.nextFirstSQL = next(upTo(1), n+1)
+
+	sets := make([]string, len(b.step.Set))
+	differs := make([]string, len(b.step.Set))
+	for i, a := range b.step.Set {
+		sets[i] = fmt.Sprintf("%s = %s", pgx.Identifier{a.Column}.Sanitize(), a.Expr)
+		differs[i] = fmt.Sprintf("%s IS DISTINCT FROM (%s)", pgx.Identifier{a.Column}.Sanitize(), a.Expr)
+	}
+	filter := ""
+	if w := strings.TrimSpace(b.step.Where); w != "" {
+		filter = " AND (" + w + ")"
+	}
+	update := "UPDATE " + b.table + " SET " + strings.Join(sets, ", ") + " WHERE "
+	b.updateSQL = update + after + " AND " + upTo(n+1) + filter
+	b.updateFirstSQL = update + upTo(1) + filter
+
+	b.verifySQL = b.step.Verify
+	if strings.TrimSpace(b.verifySQL) == "" {
+		b.verifySQL = fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", b.table, strings.Join(differs, " OR "))
+	}
+	b.modeSQL = "SELECT set_config($1, 'on', true), set_config('statement_timeout', $2, true), set_config('lock_timeout', $3, true)"
+	b.lagSQL = `SELECT coalesce(max(greatest(extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag))), 0)::float8 FROM pg_stat_replication`
+}
+
+// upperBound returns the largest key now, or nil for an empty table.
+func (b *backfiller) upperBound(ctx context.Context) ([]string, error) {
+	vals := make([]string, len(b.key))
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err := b.pool.QueryRow(ctx, b.upperSQL).Scan(ptrs...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return vals, nil
+}
+
+// estimate is the step's row estimate, else the planner's, for the progress
+// display; 0 when unknown.
+func (b *backfiller) estimate(ctx context.Context, walked int64) int64 {
+	if b.step.RowEstimate > 0 {
+		return max(b.step.RowEstimate, walked)
+	}
+	var n float64
+	if err := b.pool.QueryRow(ctx, "SELECT reltuples::float8 FROM pg_class WHERE oid = $1::regclass", b.table).Scan(&n); err != nil || n <= 0 {
+		return 0
+	}
+	return max(int64(n), walked)
+}
+
+// backfillBatch is what one committed batch did.
+type backfillBatch struct {
+	last    []string
+	keys    int64
+	updated int64
+}
+
+// run walks the batches from cursor (nil: the start) up to upper.
+func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *BackfillResult, cursor, upper []string) error {
+	o := b.opts
+	n := o.InitialBatch
+	runStart := o.Clock()
+	walkedAtStart := res.Walked
+	for batch := 1; ; batch++ {
+		if err := b.waitForLag(ctx, p); err != nil {
+			return fmt.Errorf("backfill %s (batch %d): %w", b.step.Table, batch, err)
+		}
+		var (
+			br   backfillBatch
+			took time.Duration
+			err  error
+		)
+		for attempt := 0; ; attempt++ {
+			t0 := o.Clock()
+			br, err = b.batch(ctx, cursor, upper, n, res.Walked)
+			took = o.Clock().Sub(t0)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || !backfillRetryable(err) || attempt >= o.Retries {
+				return fmt.Errorf("backfill %s (batch %d, %d rows after key %s): %w", b.step.Table, batch, n, backfillShowKey(cursor), err)
+			}
+			if backfillTimedOut(err) {
+				// The batch is too big for the statement timeout: halve it.
+				n = max(o.MinBatch, n/2)
+			}
+			wait := backfillRetryBackoff << attempt
+			p.logf("batch %d failed (%v); retrying in %s", batch, err, wait)
+			if err := o.Sleep(ctx, wait); err != nil {
+				return fmt.Errorf("backfill %s (batch %d): %w", b.step.Table, batch, err)
+			}
+		}
+		if br.keys == 0 {
+			return nil
+		}
+		if c, ok := b.store.(backfillCommitter); ok {
+			c.Committed()
+		}
+		cursor = br.last
+		res.Walked += br.keys
+		res.Rows += br.updated
+		res.Batches++
+		p.update(res.Walked)
+		if br.keys < int64(n) {
+			// Fewer keys than asked for: none is left up to the bound.
+			return nil
+		}
+		n = backfillNextSize(n, br.keys, took, o)
+		if o.MaxRowsPerSecond > 0 {
+			// Sleep until the rows walked so far fit the rate since the run
+			// started, so short sleeps and slow batches even out.
+			due := time.Duration(float64(res.Walked-walkedAtStart) / o.MaxRowsPerSecond * float64(time.Second))
+			if wait := due - o.Clock().Sub(runStart); wait > 0 {
+				if err := o.Sleep(ctx, wait); err != nil {
+					return fmt.Errorf("backfill %s (batch %d): throttle: %w", b.step.Table, batch, err)
+				}
+			}
+		}
+	}
+}
+
+// batch fills the rows after cursor up to the n-th key (or upper) in one
+// transaction that also saves the new cursor.
+func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, walked int64) (br backfillBatch, err error) {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return br, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := tx.Exec(ctx, b.modeSQL, phases.BackfillSetting, backfillMillis(b.opts.StatementTimeout), backfillMillis(b.opts.LockTimeout)); err != nil {
+		return br, fmt.Errorf("set backfill mode: %w", err)
+	}
+
+	var lower []any
+	nextSQL, updateSQL := b.nextFirstSQL, b.updateFirstSQL
+	if cursor != nil {
+		nextSQL, updateSQL = b.nextSQL, b.updateSQL
+		lower = backfillArgs(nil, cursor)
+	}
+
+	last := make([]string, len(b.key))
+	dest := make([]any, 0, len(last)+1)
+	for i := range last {
+		dest = append(dest, &last[i])
+	}
+	dest = append(dest, &br.keys)
+	err = tx.QueryRow(ctx, nextSQL, append(backfillArgs(slices.Clone(lower), upper), n)...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return br, tx.Rollback(ctx)
+	}
+	if err != nil {
+		return br, fmt.Errorf("find the batch's last key: %w", err)
+	}
+
+	args := backfillArgs(lower, last)
+	tag, err := tx.Exec(ctx, updateSQL, args...)
+	if err != nil {
+		return br, fmt.Errorf("update: %w", err)
+	}
+	br.updated = tag.RowsAffected()
+	br.last = last
+	if err := b.store.Save(ctx, tx, last, upper, walked+br.keys); err != nil {
+		return br, fmt.Errorf("save cursor: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return br, fmt.Errorf("commit: %w", err)
+	}
+	return br, nil
+}
+
+func backfillArgs(dst []any, vals []string) []any {
+	for _, v := range vals {
+		dst = append(dst, v)
+	}
+	return dst
+}
+
+func backfillMillis(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
+
+func backfillShowKey(k []string) string {
+	if k == nil {
+		return "(start)"
+	}
+	return "(" + strings.Join(k, ", ") + ")"
+}
+
+// backfillNextSize scales the batch toward the target duration from the last
+// batch's rate. Growth is at most twofold per batch, so one batch served from
+// cache does not make the next one huge; shrinking is immediate, so a slow
+// batch is not repeated.
+func backfillNextSize(n int, keys int64, took time.Duration, o BackfillOptions) int {
+	next := 2 * n
+	if took > 0 {
+		next = min(next, int(float64(keys)*float64(o.TargetBatch)/float64(took)))
+	}
+	return min(max(next, o.MinBatch), o.MaxBatch)
+}
+
+// backfillRetryable reports errors after which the same batch may simply run again.
+func backfillRetryable(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	switch pg.Code {
+	case "40001", "40P01", "55P03", "57014": // serialization, deadlock, lock_not_available, statement timeout
+		return true
+	}
+	return false
+}
+
+func backfillTimedOut(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "57014"
+}
+
+// waitForLag pauses while replication lag is above the limit.
+func (b *backfiller) waitForLag(ctx context.Context, p *backfillProgress) error {
+	o := b.opts
+	if o.MaxReplicationLag <= 0 {
+		return nil
+	}
+	var pausedAt time.Time
+	for {
+		lag, err := b.lag(ctx)
+		if err != nil {
+			return fmt.Errorf("check replication lag: %w", err)
+		}
+		if lag <= o.MaxReplicationLag {
+			if !pausedAt.IsZero() {
+				p.logf("replication lag %s, resuming after a pause of %s", lag.Round(time.Millisecond), o.Clock().Sub(pausedAt).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if pausedAt.IsZero() {
+			pausedAt = o.Clock()
+			p.logf("paused: replication lag %s exceeds %s", lag.Round(time.Millisecond), o.MaxReplicationLag)
+		}
+		if err := o.Sleep(ctx, o.LagPoll); err != nil {
+			return fmt.Errorf("wait for replication lag: %w", err)
+		}
+	}
+}
+
+func (b *backfiller) lag(ctx context.Context) (time.Duration, error) {
+	if b.opts.Lag != nil {
+		return b.opts.Lag(ctx)
+	}
+	var secs float64
+	if err := b.pool.QueryRow(ctx, b.lagSQL).Scan(&secs); err != nil {
+		return 0, err
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+func backfillQuoteTable(name string) string {
+	if schema, table, ok := strings.Cut(name, "."); ok {
+		return pgx.Identifier{schema, table}.Sanitize()
+	}
+	return pgx.Identifier{name}.Sanitize()
+}
+
+// backfillProgress writes the progress display: a bar redrawn in place on a
+// terminal, a plain line every few seconds elsewhere (CI logs keep every
+// line, so redrawing there would flood them).
+type backfillProgress struct {
+	w           io.Writer
+	tty         bool
+	table       string
+	total       int64 // estimated rows; 0 when unknown
+	clock       func() time.Time
+	start, last time.Time
+	fromWalked  int64 // rows walked before this run
+	drawn       bool  // a bar is on the current line
+}
+
+func newBackfillProgress(o BackfillOptions, table string, total, walked int64, start time.Time) *backfillProgress {
+	p := &backfillProgress{w: o.Progress, tty: o.TTY, table: table, total: total, clock: o.Clock, start: start, last: start, fromWalked: walked}
+	if p.w != nil && !p.tty {
+		if walked > 0 {
+			fmt.Fprintf(p.w, "backfill %s: resuming after %d rows\n", table, walked)
+		} else {
+			fmt.Fprintf(p.w, "backfill %s: starting\n", table)
+		}
+	}
+	return p
+}
+
+func (p *backfillProgress) update(walked int64) {
+	if p.w == nil {
+		return
+	}
+	now := p.clock()
+	if !p.tty && now.Sub(p.last) < backfillPlainEvery {
+		return
+	}
+	p.last = now
+	total := max(p.total, walked)
+	rate := 0.0
+	if secs := now.Sub(p.start).Seconds(); secs > 0 {
+		rate = float64(walked-p.fromWalked) / secs
+	}
+	eta := "?"
+	if rate > 0 && p.total > 0 {
+		eta = (time.Duration(float64(total-walked) / rate * float64(time.Second))).Round(time.Second).String()
+	}
+	if p.tty {
+		const width = 30
+		fill := 0
+		pct := 0.0
+		if total > 0 {
+			pct = 100 * float64(walked) / float64(total)
+			fill = int(float64(width) * float64(walked) / float64(total))
+		}
+		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+		fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %d/%d rows %.0f rows/s ETA %s\x1b[K", p.table, bar, pct, walked, total, rate, eta)
+		p.drawn = true
+		return
+	}
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "backfill %s: %d of ~%d rows (%.0f%%), %.0f rows/s, ETA %s\n", p.table, walked, total, 100*float64(walked)/float64(total), rate, eta)
+	} else {
+		fmt.Fprintf(p.w, "backfill %s: %d rows, %.0f rows/s\n", p.table, walked, rate)
+	}
+}
+
+// logf writes a log line, below the bar if one is drawn.
+func (p *backfillProgress) logf(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	if p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+	fmt.Fprintf(p.w, "backfill %s: %s\n", p.table, fmt.Sprintf(format, args...))
+}
+
+func (p *backfillProgress) finish(res *BackfillResult) {
+	p.logf("done: %d rows updated, %d walked, in %d batches, %s; verify: %d rows differ",
+		res.Rows, res.Walked, res.Batches, res.Elapsed.Round(time.Millisecond), res.Remaining)
+}
