@@ -29,54 +29,92 @@ type File struct {
 	Down    string
 }
 
-// Files lays the plan out as golang-migrate migrations, in order. Statements
-// that may share a transaction share a file (golang-migrate runs each file as
-// one implicit transaction); each CONCURRENTLY statement gets its own file.
-func Files(p *phases.Plan) []File {
-	var out []File
-	next := func(ph phases.Kind, what, up, down string) {
-		out = append(out, File{
-			Version: uint(len(out) + 1),
-			Name:    slug(string(ph) + "_" + what),
-			Phase:   ph,
-			Up:      up,
-			Down:    down,
-		})
+// Step is one unit of execution, and one golang-migrate file: a group of
+// statements sharing a transaction, one statement that cannot run in a
+// transaction, or one backfill.
+type Step struct {
+	Version    uint
+	Name       string
+	Phase      phases.Kind
+	PhaseIndex int
+	Statements []phases.Statement
+	Backfill   *phases.BackfillStep
+	// BackfillIndex numbers the backfill within the plan, for its cursor.
+	BackfillIndex int
+}
+
+// Transactional reports whether the step runs in one transaction.
+func (s Step) Transactional() bool {
+	return s.Backfill == nil && (len(s.Statements) != 1 || s.Statements[0].Transactional)
+}
+
+// Steps lays the plan out in execution order. Statements that may share a
+// transaction share a step; each CONCURRENTLY statement is a step of its own;
+// a statement marked NewTransaction starts a new step; each backfill is a step.
+func Steps(p *phases.Plan) []Step {
+	var out []Step
+	backfills := 0
+	add := func(pi int, ph phases.Kind, what string, stmts []phases.Statement, b *phases.BackfillStep) {
+		st := Step{Version: uint(len(out) + 1), Name: slug(string(ph) + "_" + what), Phase: ph, PhaseIndex: pi, Statements: stmts, Backfill: b}
+		if b != nil {
+			st.BackfillIndex = backfills
+			backfills++
+		}
+		out = append(out, st)
 	}
 	for pi, ph := range p.Phases {
+		var group []phases.Statement
+		flush := func() {
+			if len(group) > 0 {
+				add(pi, ph.Kind, what(group), group, nil)
+				group = nil
+			}
+		}
+		for _, st := range ph.Statements {
+			if !st.Transactional {
+				flush()
+				add(pi, ph.Kind, what([]phases.Statement{st})+"_concurrently", []phases.Statement{st}, nil)
+				continue
+			}
+			if st.NewTransaction {
+				flush()
+			}
+			group = append(group, st)
+		}
+		flush()
+		for i := range ph.Backfills {
+			add(pi, ph.Kind, tableName(ph.Backfills[i].Table), nil, &ph.Backfills[i])
+		}
+	}
+	return out
+}
+
+// Files renders the plan's steps as golang-migrate migrations, in order.
+func Files(p *phases.Plan) []File {
+	var out []File
+	for _, st := range Steps(p) {
+		ph := p.Phases[st.PhaseIndex]
 		header := fmt.Sprintf("-- phasekit plan %s, phase %d of %d: %s\n-- apps that must work before: %s; after: %s\n",
-			short(p.Hash), pi+1, len(p.Phases), ph.Kind, strings.Join(ph.AppsBefore, ", "), strings.Join(ph.AppsAfter, ", "))
+			short(p.Hash), st.PhaseIndex+1, len(p.Phases), ph.Kind, strings.Join(ph.AppsBefore, ", "), strings.Join(ph.AppsAfter, ", "))
 		if ph.DeployBefore != "" {
 			header += "-- before this phase: " + ph.DeployBefore + "\n"
 		}
-		var group []phases.Statement
-		flush := func() {
-			if len(group) == 0 {
-				return
-			}
-			next(ph.Kind, what(group), header+transactionalUp(group), header+transactionalDown(group))
-			group = nil
-		}
-		for _, st := range ph.Statements {
-			if st.Transactional {
-				if st.NewTransaction {
-					flush()
-				}
-				group = append(group, st)
-				continue
-			}
-			flush()
-			next(ph.Kind, what([]phases.Statement{st})+"_concurrently", header+"-- runs outside a transaction: keep it alone in this file\n"+st.SQL+";\n", header+rollbackSQL(st))
-		}
-		flush()
-		for _, b := range ph.Backfills {
-			directive, _ := json.Marshal(b)
-			up := header + BackfillDirective + string(directive) + "\n" +
+		f := File{Version: st.Version, Name: st.Name, Phase: st.Phase}
+		switch {
+		case st.Backfill != nil:
+			directive, _ := json.Marshal(st.Backfill)
+			f.Up = header + BackfillDirective + string(directive) + "\n" +
 				"-- phasekit apply runs this in keyset batches; a plain golang-migrate run does it as one statement.\n" +
-				b.SQL + ";\n"
-			down := header + "-- nothing to undo: the backfilled columns go away with the expand phase's rollback\nSELECT 1;\n"
-			next(ph.Kind, tableName(b.Table), up, down)
+				st.Backfill.SQL + ";\n"
+			f.Down = header + "-- nothing to undo: the backfilled columns go away with the expand phase's rollback\nSELECT 1;\n"
+		case !st.Transactional():
+			f.Up = header + "-- runs outside a transaction: keep it alone in this file\n" + st.Statements[0].SQL + ";\n"
+			f.Down = header + rollbackSQL(st.Statements[0])
+		default:
+			f.Up = header + transactionalUp(st.Statements)
+			f.Down = header + transactionalDown(st.Statements)
 		}
+		out = append(out, f)
 	}
 	return out
 }

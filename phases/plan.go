@@ -147,6 +147,29 @@ type Plan struct {
 	Tables []string `json:"tables"`
 	// Hash identifies the plan: the SHA-256 of its phases.
 	Hash string `json:"hash"`
+	// SchemaFingerprint is the Fingerprint of the plan's tables in the
+	// schema it was planned against; apply refuses a database whose tables
+	// no longer match it (drift).
+	SchemaFingerprint string `json:"schema_fingerprint,omitempty"`
+}
+
+// Fingerprint hashes the structure of the given tables (columns,
+// constraints, indexes, triggers; not their size), "absent" for a missing one.
+func Fingerprint(s *schema.Snapshot, tables []string) string {
+	h := sha256.New()
+	for _, name := range tables {
+		h.Write([]byte(name + "\n"))
+		t, ok := s.Tables[name]
+		if !ok {
+			h.Write([]byte("absent\n"))
+			continue
+		}
+		cp := *t
+		cp.RowEstimate, cp.SizeBytes = 0, 0
+		b, _ := json.Marshal(cp)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Phase returns the phase of the given kind, or nil.
@@ -270,6 +293,9 @@ func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 		p.Findings = append(p.Findings, f.findings...)
 	}
 	p.Hash = hashPhases(p.Phases)
+	if s != nil {
+		p.SchemaFingerprint = Fingerprint(s, p.Tables)
+	}
 	return p, nil
 }
 
@@ -376,6 +402,10 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 		p.Tables = []string{}
 	}
 }
+
+// ComputeHash recomputes the plan's hash from its phases, to tell whether a
+// plan.json was edited after it was planned.
+func (p *Plan) ComputeHash() string { return hashPhases(p.Phases) }
 
 // hashPhases identifies a plan by what it runs; file names are left out so the
 // hash is the same before and after the plan is written.

@@ -26,8 +26,9 @@ import (
 // Exit codes; docs/cli.md lists them.
 const (
 	exitOK       = 0
-	exitFindings = 1 // lint found an error-level problem
-	exitBadInput = 2 // malformed SQL/YAML/DSN, missing table or column
+	exitFindings = 1 // lint found an error-level problem; a step failed
+	exitBadInput = 2 // malformed SQL/YAML/DSN, missing table or column, refused plan
+	exitLockHeld = 4 // another phasekit runs the same plan
 )
 
 // version is set by the Makefile through -ldflags; otherwise the module's.
@@ -68,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			lintCommand(),
 			specSchemaCommand(),
 			inspectCommand(),
+			applyCommand(),
+			statusCommand(),
+			rollbackCommand(),
 			{
 				Name:  "version",
 				Usage: "print phasekit's version",
@@ -82,6 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := app.Run(args)
 	if err == nil {
 		return exitOK
+	}
+	var held *migrations.LockHeldError
+	if errors.As(err, &held) {
+		fmt.Fprintln(stderr, "phasekit:", err)
+		return exitLockHeld
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
@@ -102,7 +111,8 @@ func isInputError(err error) bool {
 	var ie *change.InputError
 	var pe *phases.PlanError
 	var le *verify.LoadError
-	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect)
+	var re *migrations.RefusedError
+	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect)
 }
 
 var errBadInput = errors.New("bad input")

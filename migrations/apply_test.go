@@ -1,0 +1,268 @@
+package migrations_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/verify"
+	"github.com/phasekit/phasekit/verify/pgtest"
+)
+
+// planDir plans sql against the database and writes the plan into a new dir.
+func planDir(t *testing.T, dsn, sql string) (string, *phases.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := change.ParseSQL("m.sql", sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := verify.SnapshotFromDSN(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := phases.Build(snap, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "plan")
+	if _, err := migrations.Write(dir, p, func(*phases.Plan) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	return dir, p
+}
+
+func fastDDL() migrations.DDLOptions {
+	return migrations.DDLOptions{LockTimeout: 50 * time.Millisecond, MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+}
+
+func runner() migrations.Runner { return migrations.Runner{Host: "testhost", OSUser: "tester", PID: 4242, Version: "test"} }
+
+func states(st *migrations.PlanStatus) string {
+	var out []string
+	for _, p := range st.Phases {
+		out = append(out, p.Kind+"="+p.State)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestApplyStatusRollback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	conn := pgtest.Conn(t, dsn)
+	before, err := verify.DumpSchema(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := dataChecksum(t, conn, nil)
+	dir, p := planDir(t, dsn, "ALTER TABLE customer RENAME COLUMN email TO email_address;")
+
+	var out bytes.Buffer
+	opts := migrations.ApplyOptions{DDL: fastDDL(), Runner: runner(), Out: &out}
+
+	// Dry run: nothing changes, not even the ledger.
+	dry := opts
+	dry.DryRun = true
+	if _, err := migrations.Apply(ctx, dsn, dir, dry); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := verify.DumpSchema(ctx, dsn); got != before || !strings.Contains(out.String(), "would run phase expand") {
+		t.Fatalf("dry run changed the schema or said nothing:\n%s", out.String())
+	}
+	var ledger bool
+	if err := conn.QueryRow(ctx, "SELECT to_regnamespace('phasekit') IS NOT NULL").Scan(&ledger); err != nil || ledger {
+		t.Fatalf("dry run created the ledger (%v)", err)
+	}
+
+	// Default: the next phase only.
+	st, err := migrations.Apply(ctx, dsn, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := states(st); got != "expand=done dual-write=pending backfill=pending contract=pending" {
+		t.Fatalf("after apply: %s", got)
+	}
+	if st.Phases[0].Host != "testhost" || st.Phases[0].OSUser != "tester" || st.Phases[0].Version != "test" {
+		t.Errorf("runner not recorded: %+v", st.Phases[0])
+	}
+	// Contract cannot jump the queue.
+	var refused *migrations.RefusedError
+	if _, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Phase: phases.Contract, DDL: fastDDL(), Runner: runner()}); !errors.As(err, &refused) {
+		t.Fatalf("contract before backfill: %v", err)
+	}
+	if st, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Until: phases.Backfill, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Backfills) != 1 || st.Backfills[0].Rows != 59 || st.Backfills[0].Remaining == nil || *st.Backfills[0].Remaining != 0 {
+		t.Fatalf("backfill in the ledger: %+v", st.Backfills)
+	}
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT version FROM schema_migrations").Scan(&version); err != nil || version != 3 {
+		t.Fatalf("golang-migrate version %d (%v), want 3", version, err)
+	}
+
+	// Roll everything back: schema and data as they were.
+	if st, err = migrations.Rollback(ctx, dsn, dir, migrations.RollbackOptions{All: true, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(st); got != "expand=rolled back dual-write=rolled back backfill=rolled back contract=pending" {
+		t.Fatalf("after rollback: %s", got)
+	}
+	if got, _ := verify.DumpSchema(ctx, dsn); got != before {
+		t.Fatalf("schema after rollback differs:\n%s", diff(before, got))
+	}
+	sameSums(t, "after rollback", sums, dataChecksum(t, conn, nil))
+
+	// And all the way through.
+	if st, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Until: phases.Contract, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(st); got != "expand=done dual-write=done backfill=done contract=done" {
+		t.Fatalf("after apply --until contract: %s", got)
+	}
+	if !hasColumn(t, conn, "customer", "email_address") || hasColumn(t, conn, "customer", "email") {
+		t.Fatal("contract did not leave email_address alone")
+	}
+	all, err := migrations.Status(ctx, conn, "")
+	if err != nil || len(all) != 1 || all[0].Hash != p.Hash || all[0].InFlight() {
+		t.Fatalf("status: %+v %v", all, err)
+	}
+}
+
+func TestSecondRunnerRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	dir, p := planDir(t, dsn, "ALTER TABLE customer RENAME COLUMN email TO email_address;")
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "phasekit/other host=elsewhere user=ops pid=1"
+	holder, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", 0x70686b, p.Hash); err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()})
+	var held *migrations.LockHeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("want *LockHeldError, got %v", err)
+	}
+	if held.PID != pid || !strings.Contains(err.Error(), "host=elsewhere") {
+		t.Errorf("holder not named: %v (pid %d)", err, pid)
+	}
+	if _, err := migrations.Rollback(ctx, dsn, dir, migrations.RollbackOptions{DDL: fastDDL(), Runner: runner()}); !errors.As(err, &held) {
+		t.Errorf("rollback: want *LockHeldError, got %v", err)
+	}
+}
+
+func TestDriftAndConflictRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	conn := pgtest.Conn(t, dsn)
+	dir, _ := planDir(t, dsn, "ALTER TABLE customer RENAME COLUMN email TO email_address;")
+	other, _ := planDir(t, dsn, "ALTER TABLE customer DROP COLUMN fax;")
+
+	// Drift: the table changed after planning.
+	if _, err := conn.Exec(ctx, "ALTER TABLE customer ADD COLUMN loyalty int"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := verify.DumpSchema(ctx, dsn)
+	_, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()})
+	var refused *migrations.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "drift") {
+		t.Fatalf("want drift refusal, got %v", err)
+	}
+	if after, _ := verify.DumpSchema(ctx, dsn); after != before {
+		t.Fatalf("a refused apply changed the schema:\n%s", diff(before, after))
+	}
+	if _, err := conn.Exec(ctx, "ALTER TABLE customer DROP COLUMN loyalty"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Conflict: a plan in flight on customer blocks another on customer.
+	if _, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrations.Apply(ctx, dsn, other, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()})
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "in flight on public.customer") {
+		t.Fatalf("want conflict refusal, got %v", err)
+	}
+
+	// An edited plan.json is refused.
+	edited := filepath.Join(t.TempDir(), "edited")
+	p, err := migrations.ReadPlan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Phases[0].Statements[0].SQL = "DROP TABLE customer CASCADE"
+	if _, err := migrations.Write(edited, p, func(*phases.Plan) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Apply(ctx, dsn, edited, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "edited after planning") {
+		t.Fatalf("want edited-plan refusal, got %v", err)
+	}
+}
+
+// TestResumeAfterFailure: a phase stopped half-way (a lock held by a long
+// transaction makes a step give up) is resumed by the next apply, which skips
+// the steps already done.
+func TestResumeAfterFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	conn := pgtest.Conn(t, dsn)
+	dir, _ := planDir(t, dsn, "CREATE INDEX track_name_idx ON track (name); ALTER TABLE invoice ADD CONSTRAINT invoice_total_positive CHECK (total >= 0);")
+
+	blocker := pgtest.Conn(t, dsn)
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE invoice IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()})
+	var blocked *migrations.LockBlockedError
+	if !errors.As(err, &blocked) || !strings.Contains(err.Error(), "LOCK TABLE invoice") {
+		t.Fatalf("want a LockBlockedError naming the blocker, got %v", err)
+	}
+	var valid bool
+	if err := conn.QueryRow(ctx, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'track_name_idx'::regclass").Scan(&valid); err != nil || !valid {
+		t.Fatalf("the index step before the blocked one should be done: %v", err)
+	}
+	all, err := migrations.Status(ctx, conn, "")
+	if err != nil || all[0].Phases[0].State != migrations.StateFailed || !strings.Contains(all[0].Phases[0].Error, "blocked") {
+		t.Fatalf("ledger after the failure: %+v %v", all, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner(), Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phases[0].State != migrations.StateDone || !strings.Contains(out.String(), "already done") {
+		t.Fatalf("resume: %s\n%s", states(st), out.String())
+	}
+}

@@ -1,0 +1,256 @@
+package migrations
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/phases"
+)
+
+// Phase states in the ledger.
+const (
+	StatePending    = "pending"
+	StateRunning    = "running"
+	StateDone       = "done"
+	StateFailed     = "failed"
+	StateRolledBack = "rolled back"
+)
+
+// ledgerDDL creates phasekit's ledger beside golang-migrate's version table.
+// It lives in the schema phasekit, which schema comparisons leave out.
+const ledgerDDL = `
+CREATE SCHEMA IF NOT EXISTS phasekit;
+CREATE TABLE IF NOT EXISTS phasekit.plans (
+  hash       text PRIMARY KEY,
+  tables     text[] NOT NULL,
+  plan       jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS phasekit.phases (
+  hash        text NOT NULL REFERENCES phasekit.plans ON DELETE CASCADE,
+  position    int NOT NULL,
+  kind        text NOT NULL,
+  state       text NOT NULL DEFAULT 'pending',
+  started_at  timestamptz,
+  finished_at timestamptz,
+  host        text,
+  os_user     text,
+  pid         int,
+  version     text,
+  error       text,
+  PRIMARY KEY (hash, position)
+);
+CREATE TABLE IF NOT EXISTS phasekit.backfills (
+  hash       text NOT NULL REFERENCES phasekit.plans ON DELETE CASCADE,
+  idx        int NOT NULL,
+  table_name text NOT NULL,
+  cursor     text[],
+  upper      text[],
+  rows       bigint NOT NULL DEFAULT 0,
+  remaining  bigint,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (hash, idx)
+);
+CREATE TABLE IF NOT EXISTS phasekit.steps (
+  hash    text NOT NULL REFERENCES phasekit.plans ON DELETE CASCADE,
+  version int NOT NULL,
+  done_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (hash, version)
+);`
+
+// Runner says who runs phasekit, for the ledger and for the message a second
+// runner gets.
+type Runner struct {
+	Host    string `json:"host"`
+	OSUser  string `json:"os_user"`
+	PID     int    `json:"pid"`
+	Version string `json:"version"`
+}
+
+// CurrentRunner describes this process.
+func CurrentRunner(version string) Runner {
+	r := Runner{PID: os.Getpid(), Version: version}
+	r.Host, _ = os.Hostname()
+	if u, err := user.Current(); err == nil {
+		r.OSUser = u.Username
+	}
+	return r
+}
+
+// PhaseStatus is one phase's row in the ledger.
+type PhaseStatus struct {
+	Position   int        `json:"position"`
+	Kind       string     `json:"kind"`
+	State      string     `json:"state"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Host       string     `json:"host,omitempty"`
+	OSUser     string     `json:"os_user,omitempty"`
+	Version    string     `json:"version,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// BackfillStatus is one backfill's progress in the ledger.
+type BackfillStatus struct {
+	Index     int       `json:"index"`
+	Table     string    `json:"table"`
+	Cursor    []string  `json:"cursor,omitempty"`
+	Upper     []string  `json:"upper,omitempty"`
+	Rows      int64     `json:"rows"`
+	Remaining *int64    `json:"remaining,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PlanStatus is a plan's state in the ledger.
+type PlanStatus struct {
+	Hash      string           `json:"hash"`
+	Tables    []string         `json:"tables"`
+	CreatedAt time.Time        `json:"created_at"`
+	Phases    []PhaseStatus    `json:"phases"`
+	Backfills []BackfillStatus `json:"backfills"`
+}
+
+// InFlight reports whether the plan has begun and not finished or been
+// rolled back entirely.
+func (s PlanStatus) InFlight() bool {
+	started, allDone, allBack := false, true, true
+	for _, p := range s.Phases {
+		if p.State != StatePending && p.State != StateRolledBack {
+			started = true
+		}
+		allDone = allDone && p.State == StateDone
+		allBack = allBack && (p.State == StatePending || p.State == StateRolledBack)
+	}
+	return started && !allDone && !allBack
+}
+
+func ensureLedger(ctx context.Context, conn *pgx.Conn) error {
+	// Two first runs at once would race on CREATE ... IF NOT EXISTS; a
+	// transaction-level advisory lock orders them.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("create ledger: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('phasekit ledger'))"); err != nil {
+		return fmt.Errorf("create ledger: %w", err)
+	}
+	if _, err := tx.Exec(ctx, ledgerDDL); err != nil {
+		return fmt.Errorf("create ledger: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// registerPlan records the plan and its phases as pending, once.
+func registerPlan(ctx context.Context, conn *pgx.Conn, p *phases.Plan) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("register plan: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `INSERT INTO phasekit.plans (hash, tables, plan) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`, p.Hash, p.Tables, b)
+	if err != nil {
+		return fmt.Errorf("register plan: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		for i, ph := range p.Phases {
+			if _, err := tx.Exec(ctx, `INSERT INTO phasekit.phases (hash, position, kind) VALUES ($1, $2, $3)`, p.Hash, i, string(ph.Kind)); err != nil {
+				return fmt.Errorf("register plan: %w", err)
+			}
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// Status reads every plan in the ledger (hash "" ) or one plan.
+func Status(ctx context.Context, conn *pgx.Conn, hash string) ([]PlanStatus, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('phasekit.plans') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	if !exists {
+		return []PlanStatus{}, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT hash, tables, created_at FROM phasekit.plans WHERE $1 = '' OR hash = $1 ORDER BY created_at, hash`, hash)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	plans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PlanStatus, error) {
+		var s PlanStatus
+		err := r.Scan(&s.Hash, &s.Tables, &s.CreatedAt)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	for i := range plans {
+		rows, err := conn.Query(ctx, `SELECT position, kind, state, started_at, finished_at, coalesce(host, ''), coalesce(os_user, ''), coalesce(version, ''), coalesce(error, '')
+			FROM phasekit.phases WHERE hash = $1 ORDER BY position`, plans[i].Hash)
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		plans[i].Phases, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (PhaseStatus, error) {
+			var p PhaseStatus
+			err := r.Scan(&p.Position, &p.Kind, &p.State, &p.StartedAt, &p.FinishedAt, &p.Host, &p.OSUser, &p.Version, &p.Error)
+			return p, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		rows, err = conn.Query(ctx, `SELECT idx, table_name, cursor, upper, rows, remaining, updated_at FROM phasekit.backfills WHERE hash = $1 ORDER BY idx`, plans[i].Hash)
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		plans[i].Backfills, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BackfillStatus, error) {
+			var b BackfillStatus
+			err := r.Scan(&b.Index, &b.Table, &b.Cursor, &b.Upper, &b.Rows, &b.Remaining, &b.UpdatedAt)
+			return b, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+	}
+	return plans, nil
+}
+
+// ledgerCursor keeps a backfill's cursor in the ledger, written in the
+// batch's own transaction so the cursor commits with the rows.
+type ledgerCursor struct {
+	conn  *pgx.Conn // for Load only
+	hash  string
+	idx   int
+	table string
+}
+
+func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, error) {
+	var cursor, upper []string
+	var rows int64
+	err := l.conn.QueryRow(ctx, `SELECT cursor, upper, rows FROM phasekit.backfills WHERE hash = $1 AND idx = $2`, l.hash, l.idx).Scan(&cursor, &upper, &rows)
+	if err == pgx.ErrNoRows {
+		return nil, nil, 0, nil
+	}
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("load backfill cursor: %w", err)
+	}
+	return cursor, upper, rows, nil
+}
+
+func (l *ledgerCursor) Save(ctx context.Context, tx pgx.Tx, cursor, upper []string, rows int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())
+		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now()`,
+		l.hash, l.idx, l.table, cursor, upper, rows)
+	if err != nil {
+		return fmt.Errorf("save backfill cursor: %w", err)
+	}
+	return nil
+}
