@@ -45,7 +45,9 @@ func fastDDL() migrations.DDLOptions {
 	return migrations.DDLOptions{LockTimeout: 50 * time.Millisecond, MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 }
 
-func runner() migrations.Runner { return migrations.Runner{Host: "testhost", OSUser: "tester", PID: 4242, Version: "test"} }
+func runner() migrations.Runner {
+	return migrations.Runner{Host: "testhost", OSUser: "tester", PID: 4242, Version: "test"}
+}
 
 func states(st *migrations.PlanStatus) string {
 	var out []string
