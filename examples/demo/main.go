@@ -1,8 +1,9 @@
-// Command demo is the main job on the embedded default: it plans the Chinook
-// rename with the phasekit CLI, then applies the plan's files with
-// golang-migrate's own runner to a local copy of chinook.dump, one file at a
-// time, showing that rows written through the old name are visible through
-// the new one while both exist.
+// Command demo is the main job on the embedded default: on a throwaway local
+// PostgreSQL with a copy of chinook.dump, it plans the Chinook rename with the
+// phasekit CLI, applies the plan phase by phase with phasekit apply (an app
+// write through the old name between phases shows both names stay in sync),
+// shows status, and checks that golang-migrate's own runner applies the same
+// files to a second copy.
 package main
 
 import (
@@ -28,82 +29,96 @@ func main() {
 	}
 }
 
+var (
+	datasets = envOr("PHASEKIT_DATASETS", "../shared/datasets")
+	bin      = envOr("PHASEKIT_BIN", "bin/phasekit")
+	out      = envOr("DEMO_OUT", "build/demo-plan")
+)
+
 func run() error {
 	ctx := context.Background()
-	datasets := envOr("PHASEKIT_DATASETS", "../shared/datasets")
-	bin, out := envOr("PHASEKIT_BIN", "bin/phasekit"), envOr("DEMO_OUT", "build/demo-plan")
 	if err := os.RemoveAll(out); err != nil {
 		return err
 	}
 	step("plan the rename on the shipped Chinook schema")
-	cmd := exec.Command(bin, "plan", "--schema", filepath.Join(datasets, "chinook/chinook-schema.sql"), "--out", out, "testdata/demo/rename_email.sql")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("phasekit plan: %w", err)
+	if err := phasekit("plan", "--schema", filepath.Join(datasets, "chinook/chinook-schema.sql"), "--out", out, "testdata/demo/rename_email.sql"); err != nil {
+		return err
 	}
 	plan, err := migrations.ReadPlan(out)
 	if err != nil {
 		return err
 	}
-	step("start a throwaway local PostgreSQL and restore chinook.dump into it")
+	step("start a throwaway local PostgreSQL and restore chinook.dump into it twice")
 	l, err := verify.StartLocal(ctx, verify.LocalOptions{})
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := l.CreateDatabase(ctx, "chinook", ""); err != nil {
-		return err
+	for _, db := range []string{"chinook", "chinook_migrate"} {
+		if err := l.CreateDatabase(ctx, db, ""); err != nil {
+			return err
+		}
+		if err := verify.RestoreDump(ctx, l.DSN(db), filepath.Join(datasets, "chinook/chinook.dump")); err != nil {
+			return err
+		}
 	}
 	dsn := l.DSN("chinook")
-	if err := verify.RestoreDump(ctx, dsn, filepath.Join(datasets, "chinook/chinook.dump")); err != nil {
-		return err
-	}
 	conn, err := verify.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	m, err := migrate.New("file://"+out, "pgx5"+strings.TrimPrefix(dsn, "postgres"))
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	for _, ph := range plan.Phases {
-		if ph.DeployBefore != "" {
-			fmt.Printf("   (deploy step: %s)\n", ph.DeployBefore)
-		}
-		step(fmt.Sprintf("apply phase %s with golang-migrate (%d file(s))", ph.Kind, len(ph.Files)))
-		for range ph.Files {
-			if err := m.Steps(1); err != nil {
-				return fmt.Errorf("phase %s: %w", ph.Kind, err)
-			}
+		step("phasekit apply --phase " + string(ph.Kind))
+		if err := phasekit("--dsn", dsn, "apply", "--plan", out, "--phase", string(ph.Kind)); err != nil {
+			return err
 		}
 		var cols string
 		if err := conn.QueryRow(ctx, `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'customer'::regclass AND attnum > 0 AND NOT attisdropped AND attname LIKE 'email%'`).Scan(&cols); err != nil {
 			return err
 		}
 		fmt.Printf("   customer now has: %s\n", cols)
-		if ph.DeployAfter != "" {
-			fmt.Printf("   (deploy step: %s)\n", ph.DeployAfter)
-		}
-		if strings.Contains(cols, "email,") || cols == "email" {
-			// v1 writes through the old name; with both columns present the
-			// new name sees it too once dual-write is on.
-			if _, err := conn.Exec(ctx, `UPDATE customer SET email = 'v1-wrote-this-in-`+string(ph.Kind)+`@example.com' WHERE customer_id = 1`); err != nil {
+		if strings.HasPrefix(cols, "email,") {
+			// App version N still writes through the old name.
+			if _, err := conn.Exec(ctx, `UPDATE customer SET email = 'v1-wrote-this-after-`+string(ph.Kind)+`@example.com' WHERE customer_id = 1`); err != nil {
 				return fmt.Errorf("write through the old name after %s: %w", ph.Kind, err)
 			}
 		}
+	}
+	step("phasekit status")
+	if err := phasekit("--dsn", dsn, "status", "--plan", out); err != nil {
+		return err
 	}
 	var email string
 	if err := conn.QueryRow(ctx, `SELECT email_address FROM customer WHERE customer_id = 1`).Scan(&email); err != nil {
 		return err
 	}
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM customer WHERE email_address IS NULL`).Scan(&n); err != nil {
+	fmt.Printf("   customer 1's email_address: %q (written by N through the old name)\n", email)
+
+	step("golang-migrate's own runner applies the same files to the second copy")
+	m, err := migrate.New("file://"+out, "pgx5"+strings.TrimPrefix(l.DSN("chinook_migrate"), "postgres"))
+	if err != nil {
 		return err
 	}
-	step(fmt.Sprintf("done: customer 1's email_address is %q; %d of 59 rows have no email_address", email, n))
-	fmt.Printf("   the plan, its files and PLAN.md are in %s\n", out)
+	defer m.Close()
+	if err := m.Up(); err != nil {
+		return fmt.Errorf("golang-migrate up: %w", err)
+	}
+	v, _, err := m.Version()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   golang-migrate is at version %d of %d\n", v, len(migrations.Steps(plan)))
+	step("done: the plan, its files and PLAN.md are in " + out)
+	return nil
+}
+
+func phasekit(args ...string) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("phasekit %s: %w", strings.Join(args, " "), err)
+	}
 	return nil
 }
 
