@@ -113,6 +113,9 @@ type Change struct {
 	Setting      string `json:"setting,omitempty"`
 	SettingValue string `json:"setting_value,omitempty"`
 
+	// NoArchive makes contract drop what it would archive; set by the
+	// planner's options (phasekit plan --no-archive), not by input.
+	NoArchive bool `json:"-"`
 	// Spec is set for changes read from a change spec (no SQL text of their
 	// own; phasekit runs them, always with a lock_timeout).
 	Spec bool `json:"spec,omitempty"`

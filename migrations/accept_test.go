@@ -86,7 +86,7 @@ func TestCatalogueOnChinook(t *testing.T) {
     up: "round(total * 100)::bigint"
     down: "(total_cents / 100.0)::numeric(10,2)"
 `, naive: "ALTER TABLE invoice RENAME COLUMN total TO total_cents; ALTER TABLE invoice ALTER COLUMN total_cents TYPE bigint USING round(total_cents * 100)::bigint;", probe: countProbe("invoice", 412)},
-		{name: "drop_table", dataset: "chinook", sql: "DROP TABLE playlist_track;", noDown: true},
+		{name: "drop_table", dataset: "chinook", sql: "DROP TABLE playlist_track;", probe: countProbe("playlist", 18)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -268,3 +268,63 @@ func TestResumeAfterFailure(t *testing.T) {
 		t.Fatalf("resume: %s\n%s", states(st), out.String())
 	}
 }
+
+// TestArchiveAndPurge: contract archives a dropped column and table instead
+// of dropping them, rollback brings them back with their data, and purge
+// drops them only once they are older than asked.
+func TestArchiveAndPurge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	conn := pgtest.Conn(t, dsn)
+	sums := dataChecksum(t, conn, nil)
+	dir, _ := planDir(t, dsn, "ALTER TABLE customer DROP COLUMN fax; DROP TABLE playlist_track;")
+	var out bytes.Buffer
+	if _, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Until: phases.Contract, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if hasColumn(t, conn, "customer", "fax") || !hasColumn(t, conn, "customer", "phasekit_archived_fax") {
+		t.Fatal("fax was not archived")
+	}
+	// N+1 inserts without the archived column.
+	if _, err := conn.Exec(ctx, "INSERT INTO customer (customer_id, first_name, last_name, email) VALUES (1000, 'A', 'B', 'c@d')"); err != nil {
+		t.Fatalf("insert after contract: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM customer WHERE customer_id = 1000"); err != nil {
+		t.Fatal(err)
+	}
+	archives, err := migrations.Archives(ctx, conn)
+	if err != nil || len(archives) != 2 {
+		t.Fatalf("archives: %+v %v", archives, err)
+	}
+	for _, a := range archives {
+		if time.Since(a.ArchivedAt) > time.Minute || a.Original == "" {
+			t.Errorf("archive without its stamp: %+v", a)
+		}
+	}
+
+	// Rollback brings both back, data included.
+	if _, err := migrations.Rollback(ctx, dsn, dir, migrations.RollbackOptions{All: true, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	sameSums(t, "after rolling back an archiving contract", sums, dataChecksum(t, conn, nil))
+	if n := len(dataChecksum(t, conn, nil)); n != len(sums) {
+		t.Fatalf("%d tables after rollback, %d before", n, len(sums))
+	}
+
+	// Again, then purge: kept while young, dropped when old enough.
+	if _, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Until: phases.Contract, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := migrations.Purge(ctx, conn, time.Hour, false, fastDDL(), &out)
+	if err != nil || len(kept) != 2 || kept[0].Purged || kept[1].Purged {
+		t.Fatalf("purge --older-than 1h: %+v %v", kept, err)
+	}
+	purged, err := migrations.Purge(ctx, conn, 0, false, fastDDL(), &out)
+	if err != nil || len(purged) != 2 || !purged[0].Purged || !purged[1].Purged {
+		t.Fatalf("purge --older-than 0: %+v %v", purged, err)
+	}
+	if left, _ := migrations.Archives(ctx, conn); len(left) != 0 {
+		t.Fatalf("left after purge: %+v", left)
+	}
+}

@@ -35,6 +35,10 @@ func planDropColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", qq(tn), q(col.Name)),
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(col.Name))))
 	}
+	f.deploy = fmt.Sprintf("N+1 no longer reads or writes %s.%s", tn, col.Name)
+	if !c.NoArchive && !c.Cascade {
+		return f, archiveColumn(f, c, t, col)
+	}
 	drop := fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", qq(tn), q(col.Name))
 	if c.Cascade {
 		drop += " CASCADE"
@@ -78,6 +82,11 @@ func planDropTable(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		}
 	}
 	f := newFragment()
+	f.deploy = fmt.Sprintf("N+1 no longer uses table %s", t.QName())
+	if !c.NoArchive && !c.Cascade {
+		archiveTable(f, t)
+		return f, nil
+	}
 	drop := fmt.Sprintf("DROP TABLE %s", qq(t.QName()))
 	if c.Cascade {
 		drop += " CASCADE"

@@ -85,7 +85,7 @@ func planEnumValue(s *schema.Snapshot, c change.Change) (*fragment, error) {
 			}
 		}
 		cf, err := planReshape(s, c, reshape{
-			table: t, olds: []*schema.Column{col}, hidden: true, newDefault: newDefault,
+			table: t, olds: []*schema.Column{col}, hidden: true, newDefault: newDefault, noArchive: true,
 			news: []change.Target{{Name: shadow, Type: qq(newType), Up: up}},
 			down: map[string]string{col.Name: down},
 		})

@@ -235,8 +235,20 @@ var catalogue = map[change.Kind]planner{}
 
 func register(k change.Kind, p planner) { catalogue[k] = p }
 
+// Options change how Build plans.
+type Options struct {
+	// NoArchive makes contract drop columns and tables at once instead of
+	// archiving them (rollback of contract then cannot bring data back).
+	NoArchive bool
+}
+
 // Build plans the changes of the given migrations against the snapshot.
 func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
+	return BuildWith(Options{}, s, migrations...)
+}
+
+// BuildWith is Build with options.
+func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 	p := &Plan{Version: 1}
 	var frags []*fragment
 	created := map[string]bool{} // tables created by the migration so far
@@ -269,6 +281,7 @@ func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 			if !ok {
 				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
 			}
+			c.NoArchive = opts.NoArchive
 			f, err := plan(s, c)
 			if err != nil {
 				return nil, err

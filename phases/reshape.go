@@ -22,6 +22,9 @@ type reshape struct {
 	// newDefault replaces the old column's default on the swapped column
 	// (an enum default must name the new type).
 	newDefault string
+	// noArchive drops the old columns even when archiving is on (an enum's
+	// old type cannot be dropped while an archived column uses it).
+	noArchive bool
 }
 
 func shadowName(col string) string {
@@ -93,8 +96,24 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "recreated below over the new column",
 			fmt.Sprintf("DROP VIEW %s", qq(v.QName())), createView(v)))
 	}
-	// One statement drops every old column, and its rollback re-adds them all
-	// before refilling any: the recreated trigger reads all of them.
+	if !r.noArchive && !c.NoArchive {
+		for _, o := range r.olds {
+			// The refill runs in backfill mode for this column only, so the
+			// table's own triggers cannot touch other columns (last_update).
+			refill := []string{refillMode(o.Name), fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])}
+			if err := archiveColumn(f, c, t, o, refill...); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		dropOldColumns(f, tn, r)
+	}
+	return finishReshape(f, r, tn, views)
+}
+
+// dropOldColumns drops every old column in one statement; its rollback
+// re-adds them all before refilling any.
+func dropOldColumns(f *fragment, tn string, r reshape) {
 	var drops, adds, refills, after, oldNamesOnly []string
 	for _, o := range r.olds {
 		oldNamesOnly = append(oldNamesOnly, o.Name)
@@ -117,6 +136,11 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 	}, after...)
 	f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone: drop the old column(s)",
 		fmt.Sprintf("ALTER TABLE %s %s", qq(tn), strings.Join(drops, ", ")), rollback...))
+}
+
+// finishReshape adds what follows the old columns' removal in contract: NOT
+// NULL and default for the new column, the swap of a hidden shadow, views.
+func finishReshape(f *fragment, r reshape, tn string, views []*schema.View) (*fragment, error) {
 	if len(r.olds) == 1 && len(r.news) == 1 && r.olds[0].NotNull {
 		// The trigger fills the new column on every write from N and N+1,
 		// so refusing NULLs there is safe once the trigger exists.

@@ -29,15 +29,39 @@ func DumpSchema(ctx context.Context, dsn string) (string, error) {
 	return NormalizeDump(out.String()), nil
 }
 
-// NormalizeDump normalises pg_dump --schema-only text; see DumpSchema.
+// archiveMarker names the columns and tables phasekit archives instead of
+// dropping (phases.ArchivePrefix); they are phasekit's own objects.
+const archiveMarker = "phasekit_archived_"
+
+// NormalizeDump normalises pg_dump --schema-only text; see DumpSchema. It
+// also leaves out phasekit's archived columns (a line of a CREATE TABLE) and
+// every statement that names one (their comments, indexes, constraints).
 func NormalizeDump(dump string) string {
 	var out []string
-	var table []string
+	var table, stmt []string
 	inTable := false
 	for _, line := range strings.Split(dump, "\n") {
 		trimmed := strings.TrimSpace(line)
+		if !inTable && !strings.HasPrefix(line, "CREATE TABLE ") && trimmed != "" && !strings.HasPrefix(trimmed, "--") {
+			// Outside CREATE TABLE, gather whole statements to drop those
+			// that name an archived object.
+			stmt = append(stmt, line)
+			if strings.HasSuffix(trimmed, ";") || strings.HasPrefix(trimmed, `\`) {
+				if !strings.Contains(strings.Join(stmt, "\n"), archiveMarker) {
+					for _, l := range stmt {
+						if t := strings.TrimSpace(l); !strings.HasPrefix(t, `\restrict`) && !strings.HasPrefix(t, `\unrestrict`) {
+							out = append(out, l)
+						}
+					}
+				}
+				stmt = nil
+			}
+			continue
+		}
 		switch {
 		case trimmed == "" || strings.HasPrefix(trimmed, "--"):
+			continue
+		case inTable && strings.Contains(line, archiveMarker):
 			continue
 		case strings.HasPrefix(trimmed, `\restrict`) || strings.HasPrefix(trimmed, `\unrestrict`):
 			continue

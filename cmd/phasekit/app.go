@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			specSchemaCommand(),
 			inspectCommand(),
 			applyCommand(),
+			purgeCommand(),
 			statusCommand(),
 			rollbackCommand(),
 			{
@@ -178,6 +179,7 @@ func planCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file with the current schema (loaded into a throwaway local cluster)"},
 			&cli.StringFlag{Name: "out", Usage: "write golang-migrate files, plan.json and PLAN.md into this directory"},
+			&cli.BoolFlag{Name: "no-archive", Usage: "contract drops columns and tables at once instead of archiving them for phasekit purge"},
 		},
 		Action: func(c *cli.Context) error {
 			ms, err := readMigrations(c.Args().Slice())
@@ -188,7 +190,7 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := phases.Build(snap, ms...)
+			p, err := phases.BuildWith(phases.Options{NoArchive: c.Bool("no-archive")}, snap, ms...)
 			if err != nil {
 				return err
 			}
