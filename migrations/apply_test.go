@@ -328,3 +328,41 @@ func TestArchiveAndPurge(t *testing.T) {
 		t.Fatalf("left after purge: %+v", left)
 	}
 }
+
+// TestRollbackFromEveryBoundary: for a rename and a type change, apply up to
+// each phase boundary, roll everything back, and find the schema and every
+// row exactly as at the start.
+func TestRollbackFromEveryBoundary(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		"ALTER TABLE customer RENAME COLUMN email TO email_address;",
+		"ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint;",
+	} {
+		ctx := context.Background()
+		dsn := pgtest.NewDB(t, "chinook")
+		conn := pgtest.Conn(t, dsn)
+		before, err := verify.DumpSchema(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := dataChecksum(t, conn, nil)
+		dir, p := planDir(t, dsn, sql)
+		for _, ph := range p.Phases {
+			var out bytes.Buffer
+			if _, err := migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{Until: ph.Kind, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+				t.Fatalf("%s: apply --until %s: %v", sql, ph.Kind, err)
+			}
+			if _, err := migrations.Rollback(ctx, dsn, dir, migrations.RollbackOptions{All: true, DDL: fastDDL(), Runner: runner(), Out: &out}); err != nil {
+				t.Fatalf("%s: rollback from %s: %v", sql, ph.Kind, err)
+			}
+			if got, _ := verify.DumpSchema(ctx, dsn); got != before {
+				t.Fatalf("%s: schema after rollback from %s differs:\n%s", sql, ph.Kind, diff(before, got))
+			}
+			after := dataChecksum(t, conn, nil)
+			sameSums(t, sql+": data after rollback from "+string(ph.Kind), sums, after)
+			if len(after) != len(sums) {
+				t.Fatalf("%s: %d tables after rollback from %s, %d before", sql, len(after), ph.Kind, len(sums))
+			}
+		}
+	}
+}
