@@ -174,7 +174,7 @@ func (o BackfillOptions) withDefaults() BackfillOptions {
 		o.Clock = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = backfillSleep
+		o.Sleep = sleep
 	}
 	if o.MaxRowsPerSecond > 0 {
 		// A batch never holds more than a second's worth of the rate, so the
@@ -185,7 +185,8 @@ func (o BackfillOptions) withDefaults() BackfillOptions {
 	return o
 }
 
-func backfillSleep(ctx context.Context, d time.Duration) error {
+// sleep waits d or until ctx is done; the DDL runner and the backfill share it.
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

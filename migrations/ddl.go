@@ -148,23 +148,12 @@ func (o DDLOptions) withDefaults() (DDLOptions, error) {
 		o.Log = slog.Default()
 	}
 	if o.Sleep == nil {
-		o.Sleep = ddlSleep
+		o.Sleep = sleep
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
 	return o, nil
-}
-
-func ddlSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // ddlBackoff is the wait before the attempt after attempt n (from 1).

@@ -15,11 +15,7 @@ func init() { register(change.ChangeType, planChangeType) }
 // new_name (change spec) the new column is visible to N+1 under that name and
 // synced both ways with the down expression.
 func planChangeType(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}

@@ -17,11 +17,7 @@ func init() {
 // without a default, expand drops NOT NULL so N+1 can insert rows without it.
 // Contract drops it once N is gone.
 func planDropColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}

@@ -20,11 +20,7 @@ func init() {
 // refuses NULLs, its validation and SET NOT NULL all wait for contract, each
 // in its own transaction so the validating scan holds no strong lock.
 func planSetNotNull(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -58,11 +54,7 @@ func planSetNotNull(s *schema.Snapshot, c change.Change) (*fragment, error) {
 // catalogue entries only (no scan, no rewrite) and accept everything N wrote
 // before, so they run in expand with a short lock.
 func planColumnMetadata(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}

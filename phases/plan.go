@@ -442,6 +442,19 @@ func lookupTable(s *schema.Snapshot, c change.Change, name string) (*schema.Tabl
 	return t, nil
 }
 
+// lookupTableColumn finds the change's table and column.
+func lookupTableColumn(s *schema.Snapshot, c change.Change) (*schema.Table, *schema.Column, error) {
+	t, err := lookupTable(s, c, c.Table)
+	if err != nil {
+		return nil, nil, err
+	}
+	col, err := lookupColumn(c, t, c.Column)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, col, nil
+}
+
 // lookupColumn finds a column or fails with the nearest name.
 func lookupColumn(c change.Change, t *schema.Table, name string) (*schema.Column, error) {
 	col, ok := t.Column(name)

@@ -14,11 +14,7 @@ func init() { register(change.RenameColumn, planRenameColumn) }
 // and renames the original, so the final column keeps its position, default,
 // constraints, indexes and the views that read it, exactly as a plain RENAME.
 func planRenameColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}

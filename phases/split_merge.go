@@ -17,11 +17,7 @@ func init() {
 // column (the trigger derives the new ones with their up expressions), N+1
 // writes the new ones (the trigger rebuilds the old one with down).
 func planSplitColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
-	t, err := lookupTable(s, c, c.Table)
-	if err != nil {
-		return nil, err
-	}
-	col, err := lookupColumn(c, t, c.Column)
+	t, col, err := lookupTableColumn(s, c)
 	if err != nil {
 		return nil, err
 	}
