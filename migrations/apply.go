@@ -157,6 +157,9 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 	if _, err := selectPhases(p, st, opts); err != nil {
 		return nil, err
 	}
+	if err := s.refuseWithoutPrivileges(ctx); err != nil {
+		return nil, err
+	}
 	if err := ensureLedger(ctx, s.conn); err != nil {
 		return nil, err
 	}
@@ -375,6 +378,41 @@ func (s *session) refuseConflicts(ctx context.Context) error {
 			if mine[t] {
 				return &RefusedError{Msg: fmt.Sprintf("plan %s is in flight on %s: finish or roll it back before starting plan %s on the same table", short(other.Hash), t, short(s.plan.Hash))}
 			}
+		}
+	}
+	return nil
+}
+
+// refuseWithoutPrivileges refuses, before any change, a role that could not
+// finish the plan: ALTER TABLE needs the table's owner, the ledger needs
+// CREATE on the database (or an existing phasekit schema it can write).
+func (s *session) refuseWithoutPrivileges(ctx context.Context) error {
+	var role string
+	var super, createDB, ledger bool
+	if err := s.conn.QueryRow(ctx, `SELECT current_user, rolsuper, has_database_privilege(current_database(), 'CREATE'),
+		coalesce(has_schema_privilege('phasekit', 'CREATE'), false) FROM pg_roles WHERE rolname = current_user`).Scan(&role, &super, &createDB, &ledger); err != nil {
+		// has_schema_privilege errors when the schema does not exist yet.
+		if err := s.conn.QueryRow(ctx, `SELECT current_user, rolsuper, has_database_privilege(current_database(), 'CREATE') FROM pg_roles WHERE rolname = current_user`).Scan(&role, &super, &createDB); err != nil {
+			return fmt.Errorf("check privileges: %w", err)
+		}
+	}
+	if super {
+		return nil
+	}
+	if !createDB && !ledger {
+		return &RefusedError{Msg: fmt.Sprintf("role %s cannot create phasekit's ledger schema: it needs CREATE on the database (or an existing phasekit schema it may write)", role)}
+	}
+	for _, t := range s.plan.Tables {
+		var owner bool
+		err := s.conn.QueryRow(ctx, `SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass($1)`, t).Scan(&owner)
+		if err == pgx.ErrNoRows {
+			continue // a table the plan creates, or a type
+		}
+		if err != nil {
+			return fmt.Errorf("check privileges on %s: %w", t, err)
+		}
+		if !owner {
+			return &RefusedError{Msg: fmt.Sprintf("role %s does not own table %s: ALTER TABLE needs its owner (or a role that is a member of it)", role, t)}
 		}
 	}
 	return nil

@@ -366,3 +366,60 @@ func TestRollbackFromEveryBoundary(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegesAndParallelPlans: a role that does not own the table is
+// refused before anything changes; two plans on different tables run side
+// by side, each with its own lock and ledger rows.
+func TestPrivilegesAndParallelPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "chinook")
+	conn := pgtest.Conn(t, dsn)
+	rename, _ := planDir(t, dsn, "ALTER TABLE customer RENAME COLUMN email TO email_address;")
+	index, _ := planDir(t, dsn, "CREATE INDEX track_name_idx ON track (name);")
+
+	role := "pk_reader_" + strings.ReplaceAll(strings.TrimPrefix(filepath.Base(t.TempDir()), "Test"), "-", "_")
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN; GRANT CREATE ON DATABASE "+currentDB(t, conn)+" TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "REVOKE ALL ON DATABASE "+currentDB(t, conn)+" FROM "+role+"; DROP OWNED BY "+role+"; DROP ROLE "+role)
+	})
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asReader := strings.Replace(dsn, "postgres@", role+"@", 1)
+	if cfg.User != "postgres" || asReader == dsn {
+		t.Fatalf("unexpected test DSN %s", dsn)
+	}
+	before, _ := verify.DumpSchema(ctx, dsn)
+	_, err = migrations.Apply(ctx, asReader, rename, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()})
+	var refused *migrations.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "does not own table public.customer") {
+		t.Fatalf("want an ownership refusal, got %v", err)
+	}
+	if after, _ := verify.DumpSchema(ctx, dsn); after != before {
+		t.Fatalf("a refused apply changed the schema:\n%s", diff(before, after))
+	}
+
+	if _, err := migrations.Apply(ctx, dsn, rename, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Apply(ctx, dsn, index, migrations.ApplyOptions{DDL: fastDDL(), Runner: runner()}); err != nil {
+		t.Fatalf("a second plan on another table: %v", err)
+	}
+	all, err := migrations.Status(ctx, conn, "")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("status: %+v %v", all, err)
+	}
+}
+
+func currentDB(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var db string
+	if err := conn.QueryRow(context.Background(), "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}

@@ -188,3 +188,51 @@ func TestSpecSchemaAndVersion(t *testing.T) {
 		t.Errorf("version: exit %d %q", code, out)
 	}
 }
+
+func TestApplyExitCodes(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDB(t, "chinook")
+	mig := writeFile(t, "m.sql", "ALTER TABLE customer RENAME COLUMN email TO email_address;\n")
+	out := filepath.Join(t.TempDir(), "plan")
+	if code, _, stderr := phasekit(t, "--dsn", dsn, "plan", "--out", out, mig); code != 0 {
+		t.Fatalf("plan: %d %s", code, stderr)
+	}
+	if code, stdout, stderr := phasekit(t, "--dsn", dsn, "apply", "--plan", out, "--until", "backfill"); code != 0 || !strings.Contains(stdout, "000003_backfill_customer: done") {
+		t.Fatalf("apply: %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ := phasekit(t, "--dsn", dsn, "--format", "json", "status", "--plan", out)
+	if code != 0 || !json.Valid([]byte(stdout)) || !strings.Contains(stdout, `"state": "done"`) {
+		t.Fatalf("status: %d\n%s", code, stdout)
+	}
+	// Another runner holds the plan's lock: exit 4, holder named.
+	plan, err := os.ReadFile(filepath.Join(out, "plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Hash string }
+	if err := json.Unmarshal(plan, &p); err != nil {
+		t.Fatal(err)
+	}
+	holder := pgtest.Conn(t, dsn)
+	var pid int
+	if err := holder.QueryRow(t.Context(), "SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1, hashtext($2))) l", 0x70686b, p.Hash).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := phasekit(t, "--dsn", dsn, "apply", "--plan", out, "--phase", "contract")
+	if code != 4 || !strings.Contains(stderr, "pid") {
+		t.Fatalf("locked: exit %d, %s", code, stderr)
+	}
+	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_unlock_all()"); err != nil {
+		t.Fatal(err)
+	}
+	// Phases out of order, a bad phase name: exit 2.
+	if code, _, stderr := phasekit(t, "--dsn", dsn, "rollback", "--plan", out, "--to", "nonsense"); code != 2 {
+		t.Fatalf("bad --to: exit %d, %s", code, stderr)
+	}
+	if code, stdout, stderr := phasekit(t, "--dsn", dsn, "rollback", "--plan", out, "--all"); code != 0 || !strings.Contains(stdout, "rolled back") {
+		t.Fatalf("rollback: %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := phasekit(t, "--dsn", dsn, "purge", "--older-than", "1h", "--dry-run"); code != 0 {
+		t.Fatalf("purge: %d %s", code, stderr)
+	}
+}
