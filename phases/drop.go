@@ -32,6 +32,7 @@ func planDropColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(col.Name))))
 	}
 	f.deploy = fmt.Sprintf("N+1 no longer reads or writes %s.%s", tn, col.Name)
+	f.findings = append(f.findings, functionFindings(s, t, []string{col.Name})...)
 	if !c.NoArchive && !c.Cascade {
 		return f, archiveColumn(f, c, t, col)
 	}

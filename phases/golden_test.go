@@ -205,3 +205,39 @@ func FuzzPlan(f *testing.F) {
 		}
 	})
 }
+
+// TestDependentFunctions: Pagila's functions read columns by name; renaming
+// or dropping those columns is flagged with the function's name.
+func TestDependentFunctions(t *testing.T) {
+	s := loadSnapshot(t, "pagila")
+	cases := []struct{ sql, want string }{
+		{"ALTER TABLE actor RENAME COLUMN last_update TO updated_at;", "trigger last_updated on public.actor calls public.last_updated, which uses NEW/OLD.last_update"},
+		{"ALTER TABLE rental DROP COLUMN return_date;", "function public.inventory_in_stock(p_inventory_id integer) queries public.rental and names a column return_date"},
+		{"ALTER TABLE inventory RENAME COLUMN store_id TO shop_id;", "function public.film_in_stock("},
+	}
+	for _, tc := range cases {
+		p, err := phases.Build(s, parse(t, tc.sql))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []string
+		for _, f := range p.Findings {
+			if f.Rule == phases.RuleDependentFunction {
+				msgs = append(msgs, f.Message)
+			}
+		}
+		if !strings.Contains(strings.Join(msgs, "\n"), tc.want) {
+			t.Errorf("%s: dependent-function findings %q lack %q", tc.sql, msgs, tc.want)
+		}
+	}
+	// A column no function names gets no such finding.
+	p, err := phases.Build(s, parse(t, "ALTER TABLE actor RENAME COLUMN first_name TO given_name;"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.Findings {
+		if f.Rule == phases.RuleDependentFunction {
+			t.Errorf("unexpected: %s", f.Message)
+		}
+	}
+}

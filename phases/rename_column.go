@@ -45,5 +45,6 @@ func planRenameColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), oldc, newc),
 		fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), newc, oldc)))
 	f.deploy = fmt.Sprintf("N+1 reads and writes %s.%s", tn, c.NewName)
+	f.findings = append(f.findings, functionFindings(s, t, []string{col.Name})...)
 	return f, nil
 }

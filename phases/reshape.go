@@ -82,6 +82,10 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 			fmt.Sprintf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", qq(tn), q(n.Name))))
 		set = append(set, Assignment{Column: n.Name, Expr: n.Up, Type: n.Type})
 	}
+	if !r.hidden {
+		// A hidden shadow keeps the column's name: functions keep working.
+		f.findings = append(f.findings, functionFindings(s, t, oldNames)...)
+	}
 	sy := sync{Table: tn, Olds: oldNames, News: newNames, Up: up}
 	if !r.hidden {
 		sy.Down = r.down
