@@ -48,6 +48,7 @@ func TestCatalogueOnChinook(t *testing.T) {
 	cases := []acceptCase{
 		{name: "rename_column", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address;", probe: renameProbe("customer", "customer_id", "email", "email_address"), probeWrites: true},
 		{name: "two_renames_one_table", dataset: "chinook", sql: "ALTER TABLE customer RENAME COLUMN email TO email_address; ALTER TABLE customer RENAME COLUMN phone TO phone_number;", probe: both(renameProbe("customer", "customer_id", "email", "email_address"), renameProbe("customer", "customer_id", "phone", "phone_number")), probeWrites: true},
+		{name: "retype_and_rename_one_table", dataset: "chinook", sql: "ALTER TABLE invoice_line RENAME COLUMN unit_price TO price; ALTER TABLE invoice_line ALTER COLUMN quantity TYPE bigint;", probe: countProbe("invoice_line", 2240)},
 		{name: "rename_table", dataset: "chinook", sql: "ALTER TABLE artist RENAME TO performer;", probe: tableRenameProbe},
 		{name: "change_type", dataset: "chinook", sql: "ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint;", probe: countProbe("track", 3503)},
 		{name: "drop_column", dataset: "chinook", sql: "ALTER TABLE customer DROP COLUMN fax;", probe: countProbe("customer", 59)},

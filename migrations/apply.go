@@ -137,6 +137,9 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 	}
 	defer s.close()
 	p := s.plan
+	if opts.DDL.Log == nil {
+		opts.DDL.Log = s.log
+	}
 	if opts.DryRun {
 		return s.dryRun(ctx, opts)
 	}
@@ -477,6 +480,9 @@ func Rollback(ctx context.Context, dsn, dir string, opts RollbackOptions) (*Plan
 	}
 	defer s.close()
 	p := s.plan
+	if opts.DDL.Log == nil {
+		opts.DDL.Log = s.log
+	}
 	if err := ensureLedger(ctx, s.conn); err != nil {
 		return nil, err
 	}

@@ -76,6 +76,7 @@ func TestGolden(t *testing.T) {
 		{"rename_and_retype", "chinook", "changes:\n  - kind: change_type\n    table: invoice\n    column: total\n    new_name: total_cents\n    type: bigint\n    up: \"round(total * 100)::bigint\"\n    down: \"(total_cents / 100.0)::numeric(10,2)\"\n"},
 		{"rename_enum_value", "pagila", "ALTER TYPE mpaa_rating RENAME VALUE 'G' TO 'General';"},
 		{"remove_enum_value", "pagila", "changes:\n  - kind: remove_enum_value\n    enum: mpaa_rating\n    value: NC-17\n    replacement: R\n"},
+		{"two_changes_one_backfill", "chinook", "ALTER TABLE invoice_line RENAME COLUMN unit_price TO price; ALTER TABLE invoice_line ALTER COLUMN quantity TYPE bigint;"},
 		{"safe_and_unknown", "chinook", "SET lock_timeout = '2s'; CREATE TABLE note (id bigint PRIMARY KEY); UPDATE customer SET country = 'X';"},
 		{"merged_phases", "chinook", "ALTER TABLE customer RENAME COLUMN email TO email_address; ALTER TABLE customer ADD COLUMN tier int; CREATE INDEX CONCURRENTLY ON customer (country); ALTER TABLE invoice ADD CONSTRAINT invoice_total_positive CHECK (total >= 0);"},
 	}

@@ -334,6 +334,7 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 			p.Deploy = append(p.Deploy, f.deploy)
 		}
 	}
+	backfills = mergeBackfills(backfills)
 	if len(syncs) > 0 {
 		dw, contract := syncTriggers(syncs, backfills)
 		steps[DualWrite] = append(dw, steps[DualWrite]...)
@@ -419,6 +420,28 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 // ComputeHash recomputes the plan's hash from its phases, to tell whether a
 // plan.json was edited after it was planned.
 func (p *Plan) ComputeHash() string { return hashPhases(p.Phases) }
+
+// mergeBackfills makes one backfill per table: in backfill mode the sync
+// trigger keeps every column the UPDATE does not set, so two backfills of one
+// table would each leave the other's columns empty (and a NOT VALID check on
+// them would refuse the row); one pass also rewrites the table once, not twice.
+func mergeBackfills(bs []BackfillStep) []BackfillStep {
+	var out []BackfillStep
+	at := map[string]int{}
+	for _, b := range bs {
+		i, seen := at[b.Table]
+		if !seen {
+			at[b.Table] = len(out)
+			out = append(out, b)
+			continue
+		}
+		m := out[i]
+		merged := newBackfill(m.Table, m.Key, m.RowEstimate, append(append([]Assignment{}, m.Set...), b.Set...))
+		merged.Change = m.Change
+		out[i] = merged
+	}
+	return out
+}
 
 // hashPhases identifies a plan by what it runs; file names are left out so the
 // hash is the same before and after the plan is written.
