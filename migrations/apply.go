@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,7 +245,13 @@ const migrateVersionTable = "CREATE TABLE IF NOT EXISTS public.schema_migrations
 func (s *session) runStep(ctx context.Context, st Step, opts ApplyOptions) error {
 	switch {
 	case st.Backfill != nil:
-		pool, err := pgxpool.New(ctx, s.dsn)
+		pcfg, err := pgxpool.ParseConfig(s.dsn)
+		if err != nil {
+			return fmt.Errorf("%w: %s", verify.ErrConnect, verify.Redact(err.Error()))
+		}
+		// The backfill's sessions show as phasekit in pg_stat_activity too.
+		pcfg.ConnConfig.RuntimeParams["application_name"] = s.conn.Config().RuntimeParams["application_name"] + " backfill"
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return fmt.Errorf("%w: %s", verify.ErrConnect, verify.Redact(err.Error()))
 		}
@@ -408,7 +415,7 @@ func (s *session) refuseWithoutPrivileges(ctx context.Context) error {
 	for _, t := range s.plan.Tables {
 		var owner bool
 		err := s.conn.QueryRow(ctx, `SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass($1)`, t).Scan(&owner)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			continue // a table the plan creates, or a type
 		}
 		if err != nil {

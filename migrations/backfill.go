@@ -88,7 +88,7 @@ func (m *MemoryCursor) Committed() {
 // BackfillOptions tune how fast a backfill goes. The zero value is usable.
 type BackfillOptions struct {
 	// TargetBatch is the duration each batch's transaction should take; the
-	// batch size adapts toward it (default 100ms).
+	// batch size adapts toward it (default DefaultBatchTarget).
 	TargetBatch time.Duration
 	// MinBatch, MaxBatch and InitialBatch bound the rows per batch (defaults
 	// 100, 50000, 1000).
@@ -137,6 +137,9 @@ type BackfillResult struct {
 	Resumed bool
 }
 
+// DefaultBatchTarget is how long a backfill batch aims to take.
+const DefaultBatchTarget = 20 * time.Millisecond
+
 const (
 	backfillPlainEvery   = 5 * time.Second
 	backfillRetryBackoff = 50 * time.Millisecond
@@ -144,7 +147,11 @@ const (
 
 func (o BackfillOptions) withDefaults() BackfillOptions {
 	if o.TargetBatch <= 0 {
-		o.TargetBatch = 100 * time.Millisecond
+		// A batch holds its rows' locks until it commits: an app write to
+		// one of them waits up to this long. 20 ms keeps that well inside a
+		// 100 ms lock_timeout and, measured by bench/backfill on 10M rows,
+		// still backfills at over 60% of a single UPDATE's rate.
+		o.TargetBatch = DefaultBatchTarget
 	}
 	if o.MinBatch <= 0 {
 		o.MinBatch = 100

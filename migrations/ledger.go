@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -236,7 +237,7 @@ func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, err
 	var cursor, upper []string
 	var rows int64
 	err := l.conn.QueryRow(ctx, `SELECT cursor, upper, rows FROM phasekit.backfills WHERE hash = $1 AND idx = $2`, l.hash, l.idx).Scan(&cursor, &upper, &rows)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, 0, nil
 	}
 	if err != nil {

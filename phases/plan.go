@@ -336,7 +336,13 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 	}
 	backfills = mergeBackfills(backfills)
 	if len(syncs) > 0 {
-		dw, contract := syncTriggers(syncs, backfills)
+		// Tables with triggers of their own need the backfill mode that
+		// undoes what those triggers change; others can skip it.
+		ownTriggers := map[string]bool{}
+		for name, t := range s.Tables {
+			ownTriggers[name] = len(t.Triggers) > 0
+		}
+		dw, contract := syncTriggers(syncs, backfills, ownTriggers)
 		steps[DualWrite] = append(dw, steps[DualWrite]...)
 		// Last in contract, in the same transaction as the column changes:
 		// nothing fires in between, and a rollback recreates the trigger

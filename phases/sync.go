@@ -56,7 +56,10 @@ func syncFunction(table string) string {
 // syncTriggers builds one trigger function per table from every sync and
 // backfill on it. It returns the dual-write statements and the contract
 // statements that remove them.
-func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract []Statement) {
+//
+// ownTriggers tells which tables have triggers of their own (other than
+// phasekit's); unknown tables count as having some.
+func syncTriggers(syncs []sync, backfills []BackfillStep, ownTriggers map[string]bool) (dualWrite, contract []Statement) {
 	byTable := map[string][]sync{}
 	for _, s := range syncs {
 		byTable[s.Table] = append(byTable[s.Table], s)
@@ -81,8 +84,14 @@ func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract [
 	})
 	for _, t := range tables {
 		fn := syncFunction(t)
-		create := fmt.Sprintf("CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS $phasekit$\n%s$phasekit$", fn, syncBody(byTable[t], filled[t]))
-		trigger := fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s", SyncTrigger, qq(t), fn)
+		create := fmt.Sprintf("CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS $phasekit$\n%s$phasekit$", fn, syncBody(byTable[t], filled[t], triggersOrUnknown(ownTriggers, t)))
+		when := ""
+		if !triggersOrUnknown(ownTriggers, t) {
+			// Evaluated by the executor, not PL/pgSQL: a backfill batch on a
+			// table without triggers of its own does not call the function.
+			when = fmt.Sprintf(" WHEN (current_setting(%s, true) IS DISTINCT FROM 'on')", change.QuoteLiteral(BackfillSetting))
+		}
+		trigger := fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW%s EXECUTE FUNCTION %s", SyncTrigger, qq(t), when, fn)
 		dropTrigger := fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", SyncTrigger, qq(t))
 		dropFunction := fmt.Sprintf("DROP FUNCTION IF EXISTS %s", fn)
 		dualWrite = append(dualWrite,
@@ -97,7 +106,16 @@ func syncTriggers(syncs []sync, backfills []BackfillStep) (dualWrite, contract [
 	return dualWrite, contract
 }
 
-func syncBody(syncs []sync, filled []Assignment) string {
+func triggersOrUnknown(own map[string]bool, table string) bool {
+	has, known := own[table]
+	return has || !known
+}
+
+// syncBody writes the trigger function. With ownTriggers false, nothing but
+// the backfill's own UPDATE can change a row in backfill mode, so that mode
+// returns at once: a backfill then costs the table no more than a plain
+// UPDATE. (A trigger added after planning shows as drift and is refused.)
+func syncBody(syncs []sync, filled []Assignment, ownTriggers bool) string {
 	var cols []string
 	seen := map[string]bool{}
 	for _, a := range filled {
@@ -108,17 +126,28 @@ func syncBody(syncs []sync, filled []Assignment) string {
 	}
 	var b strings.Builder
 	b.WriteString("DECLARE\n  keep text := coalesce(current_setting(" + change.QuoteLiteral(BackfillSetting) + ", true), '');\n")
-	// Held as text, not %TYPE or the column's type, so the function can be
-	// created whatever the columns and types are called at that moment (a
-	// rollback recreates it before they are back under their names); the
-	// assignment back converts through the type's input function.
-	for i := range cols {
-		fmt.Fprintf(&b, "  kept_%d text;\n", i)
+	// Kept in the column's type when it is a built-in one; a type of a
+	// schema (an enum a plan moves) is kept as text, so the function can be
+	// created whatever the type is called at that moment (a rollback
+	// recreates it before the type is back under its name).
+	types := map[string]string{}
+	for _, a := range filled {
+		types[a.Column] = a.Type
+	}
+	if ownTriggers {
+		for i, c := range cols {
+			fmt.Fprintf(&b, "  kept_%d %s;\n", i, keptType(types[c]))
+		}
 	}
 	b.WriteString("BEGIN\n")
+	if !ownTriggers {
+		b.WriteString("  -- Backfill mode: the UPDATE sets the new columns itself, and the table has\n")
+		b.WriteString("  -- no trigger of its own that could change any other column.\n")
+		b.WriteString("  IF TG_OP = 'UPDATE' AND keep = 'on' THEN\n    RETURN NEW;\n  END IF;\n")
+	}
 	b.WriteString("  -- Backfill mode: the UPDATE sets only the columns it fills; every other\n")
 	b.WriteString("  -- column keeps its old value, whatever other triggers did to it.\n")
-	if len(cols) > 0 {
+	if ownTriggers && len(cols) > 0 {
 		b.WriteString("  IF TG_OP = 'UPDATE' AND keep = 'on' THEN\n")
 		for i, c := range cols {
 			fmt.Fprintf(&b, "    kept_%d := NEW.%s;\n", i, q(c))
@@ -211,4 +240,12 @@ func newBackfill(table string, key []string, rows int64, set []Assignment) Backf
 		Verify: fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", qq(table), where),
 		SQL:    fmt.Sprintf("%s;\nUPDATE %s SET %s WHERE %s", setBackfillMode, qq(table), strings.Join(sets, ", "), where),
 	}
+}
+
+// keptType is the type a backfill-mode variable holds a column in.
+func keptType(t string) string {
+	if t == "" || strings.Contains(t, ".") || strings.Contains(t, `"`) {
+		return "text"
+	}
+	return t
 }

@@ -70,7 +70,7 @@ func applyCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would run; change nothing"},
 			&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill throttle (0: none)"},
 			&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
-			&cli.DurationFlag{Name: "batch-target", Value: 100 * time.Millisecond, Usage: "backfill batch size adapts to take about this long"},
+			&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
 		),
 		Action: func(c *cli.Context) error {
 			dsn, err := requireDSN(c)

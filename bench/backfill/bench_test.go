@@ -1,0 +1,109 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseLogLine(t *testing.T) {
+	tests := []struct {
+		line    string
+		end     time.Time
+		latency time.Duration
+		failed  bool
+		bad     bool
+	}{
+		{line: "0 1 11501 0 1795550511 771974", end: time.Unix(1795550511, 771974000), latency: 11501 * time.Microsecond},
+		// -R adds the schedule lag; --max-tries other than 1 adds retries.
+		{line: "3 17 2500 0 1795550512 5 120 0", end: time.Unix(1795550512, 5000), latency: 2500 * time.Microsecond},
+		{line: "1 2 failed 0 1795550511 1 0", end: time.Unix(1795550511, 1000), failed: true},
+		{line: "1 2 deadlock 0 1795550511 1", end: time.Unix(1795550511, 1000), failed: true},
+		{line: "1 2 3", bad: true},
+		{line: "1 2 x 0 1795550511 1", bad: true},
+	}
+	for _, tc := range tests {
+		r, err := parseLogLine(tc.line)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: want an error", tc.line)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		if !r.end.Equal(tc.end) || r.latency != tc.latency || r.failed != tc.failed {
+			t.Errorf("%q: got end %v latency %v failed %v", tc.line, r.end, r.latency, r.failed)
+		}
+	}
+}
+
+func TestSummarizeWindow(t *testing.T) {
+	base := time.Unix(1000, 0)
+	at := func(client, endMs, latMs int, failed bool) txRecord {
+		return txRecord{client: client, end: base.Add(time.Duration(endMs) * time.Millisecond), latency: time.Duration(latMs) * time.Millisecond, failed: failed}
+	}
+	recs := []txRecord{
+		at(0, 100, 1, false),     // due before the window: out
+		at(0, 1500, 600, false),  // due before the window, ended inside: out
+		at(0, 2000, 2, false),    // in
+		at(1, 2500, 3, true),     // failed inside: counted
+		at(1, 9000, 6000, false), // due inside, ended after: in
+		at(1, 9500, 1, false),    // due after: out, and client 1 caught up
+		at(0, 500, 0, true),      // failed before the window: out
+	}
+	s := summarize(recs, base.Add(time.Second), base.Add(4*time.Second), 3)
+	if s.Tx != 2 || s.Failed != 1 || s.Max != 6*time.Second || s.P50 != 2*time.Millisecond || s.Seconds != 3 {
+		t.Errorf("got %+v", s)
+	}
+	// Client 0 logged nothing due after the window, client 2 nothing at all.
+	if s.Behind != 2 {
+		t.Errorf("behind: got %d, want 2", s.Behind)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 200; i++ {
+		lat = append(lat, time.Duration(i))
+	}
+	if got := percentile(lat, 0.99); got != 198 {
+		t.Errorf("p99 of 1..200 = %d, want 198", got)
+	}
+	if got := percentile(lat, 0.50); got != 100 {
+		t.Errorf("p50 of 1..200 = %d, want 100", got)
+	}
+	if got := percentile(lat[:1], 0.99); got != 1 {
+		t.Errorf("p99 of one value = %d, want 1", got)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	r := &results{
+		baseline: outcome{app: appStats{Tx: 100, P99: 10 * time.Millisecond}},
+		naive:    outcome{rows: 1000, took: time.Second},
+		phasekit: outcome{rows: 1000, took: 2 * time.Second, app: appStats{Tx: 100, P99: 12 * time.Millisecond}},
+	}
+	got := targets(r)
+	if len(got) != 3 || got[0].pass || !got[1].pass || !got[2].pass {
+		t.Fatalf("got %+v", got)
+	}
+	if !strings.HasPrefix(got[0].measured, "50%") {
+		t.Errorf("share: %q", got[0].measured)
+	}
+	r.phasekit.app.P99 = 12*time.Millisecond + time.Microsecond
+	r.phasekit.app.Failed = 1
+	if got := targets(r); got[1].pass || got[2].pass {
+		t.Errorf("p99 just over the limit and a failure must fail: %+v", got)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", 10_000_000: "10,000,000"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

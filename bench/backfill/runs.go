@@ -1,0 +1,493 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/verify"
+)
+
+// clusterSettings override verify's throwaway defaults (fsync,
+// synchronous_commit and full_page_writes off) with PostgreSQL's own: a
+// backfill commits once per batch and the naive UPDATE once in all, so
+// cheap commits would flatter the backfill, and the app's latency would
+// miss the WAL flush every production commit waits for. The rest sizes
+// memory and checkpoints so a 10M-row table stays cached and no run pays
+// for a checkpoint another run caused.
+var clusterSettings = map[string]string{
+	"fsync":              "on",
+	"synchronous_commit": "on",
+	"full_page_writes":   "on",
+	"shared_buffers":     "2GB",
+	"max_wal_size":       "8GB",
+	"checkpoint_timeout": "30min",
+}
+
+// warmup is how long pgbench runs before a measured window opens: its
+// connections are made and its first transactions are not the window's.
+const warmup = time.Second
+
+const templateDB = "bench_template"
+
+// migrationSQL is the change phasekit plans.
+const migrationSQL = "ALTER TABLE big ALTER COLUMN val TYPE bigint;\n"
+
+// outcome is one row of the table.
+type outcome struct {
+	// rows is the number of rows the migration covered; 0 for the baseline.
+	rows int64
+	// took is the time rows/s is computed over.
+	took time.Duration
+	// window is how long the app was measured: the whole migration.
+	window time.Duration
+	app    appStats
+}
+
+func (o outcome) rate() float64 {
+	if o.rows == 0 || o.took <= 0 {
+		return 0
+	}
+	return float64(o.rows) / o.took.Seconds()
+}
+
+// results are the four runs, measured on one cluster.
+type results struct {
+	server                             string
+	baseline, naive, phasekit, rewrite outcome
+	// applyWall is how long Apply --until backfill took in all.
+	applyWall time.Duration
+	// phaseTimes are the applied phases' times, from the ledger.
+	phaseTimes map[string]time.Duration
+}
+
+type bench struct {
+	cfg   config
+	l     *verify.Local
+	admin *pgx.Conn
+	load  *loadGen
+	work  string
+	logf  func(format string, args ...any)
+	out   io.Writer // progress and Apply's step lines
+}
+
+func run(ctx context.Context, cfg config, stderr io.Writer) (*results, error) {
+	began := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "[%7.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	}
+	bin, err := findPgbench()
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "phasekit-bench-backfill-")
+	if err != nil {
+		return nil, fmt.Errorf("create work directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	script := filepath.Join(work, "app.sql")
+	if err := os.WriteFile(script, []byte(appScript), 0o644); err != nil {
+		return nil, fmt.Errorf("write pgbench script: %w", err)
+	}
+
+	names := make([]string, 0, len(clusterSettings))
+	for k := range clusterSettings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		logf("setting %s = %s", k, clusterSettings[k])
+	}
+	l, err := verify.StartLocal(ctx, verify.LocalOptions{Settings: clusterSettings})
+	if err != nil {
+		return nil, fmt.Errorf("start local PostgreSQL: %w", err)
+	}
+	defer func() {
+		if serr := l.Stop(); serr != nil {
+			logf("stop local PostgreSQL: %v", serr)
+		}
+	}()
+	admin, err := pgx.Connect(ctx, l.DSN("postgres"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to local PostgreSQL: %w", err)
+	}
+	defer admin.Close(context.Background())
+
+	res := &results{phaseTimes: map[string]time.Duration{}}
+	if err := admin.QueryRow(ctx, "SELECT version()").Scan(&res.server); err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	logf("cluster up on port %d: %s", l.Port(), res.server)
+
+	b := &bench{
+		cfg: cfg, l: l, admin: admin, work: work, logf: logf, out: stderr,
+		load: &loadGen{bin: bin, port: l.Port(), clients: cfg.clients, rate: cfg.rate, rows: cfg.rows, script: script, log: logf},
+	}
+	if err := b.makeTemplate(ctx); err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		name string
+		run  func(context.Context, *results) error
+	}{
+		{"baseline", b.baseline},
+		{"naive", b.naive},
+		{"phasekit", b.phasekit},
+		{"rewrite", b.rewrite},
+	}
+	for _, s := range steps {
+		if err := s.run(ctx, res); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return res, nil
+}
+
+// makeTemplate builds big once; every run gets its own copy of it.
+func (b *bench) makeTemplate(ctx context.Context) error {
+	if err := b.l.CreateDatabase(ctx, templateDB, ""); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, b.l.DSN(templateDB))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", templateDB, err)
+	}
+	defer conn.Close(context.Background())
+	b.logf("filling big with %d rows", b.cfg.rows)
+	// The primary key is added after the fill: the same table as declaring
+	// it up front, built in one sort instead of row by row.
+	stmts := []string{
+		"SET maintenance_work_mem = '1GB'",
+		"CREATE EXTENSION pg_prewarm",
+		"CREATE TABLE big (id bigint NOT NULL, val int NOT NULL, pad text NOT NULL)",
+		fmt.Sprintf("INSERT INTO big SELECT g, (g * 7919) %% 1000000, md5(g::text) FROM generate_series(1::bigint, %d::bigint) g", b.cfg.rows),
+		"ALTER TABLE big ADD PRIMARY KEY (id)",
+		"VACUUM ANALYZE big",
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("build %s: %s: %w", templateDB, s, err)
+		}
+	}
+	var size string
+	if err := conn.QueryRow(ctx, "SELECT pg_size_pretty(pg_table_size('big')) || ' table, ' || pg_size_pretty(pg_indexes_size('big')) || ' index'").Scan(&size); err != nil {
+		return fmt.Errorf("size of big: %w", err)
+	}
+	b.logf("big: %s", size)
+	if err := conn.Close(ctx); err != nil {
+		return fmt.Errorf("disconnect from %s: %w", templateDB, err)
+	}
+	// No session, autovacuum included, may hold the template open while a
+	// copy is made.
+	if _, err := b.admin.Exec(ctx, "ALTER DATABASE "+templateDB+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
+		return fmt.Errorf("close %s to connections: %w", templateDB, err)
+	}
+	return nil
+}
+
+// freshCopy makes database db a copy of the template, with big and its
+// index read into shared buffers, so every run starts from the same state.
+// FILE_COPY starts with a checkpoint: no run inherits another's dirty pages.
+func (b *bench) freshCopy(ctx context.Context, db string) (*pgx.Conn, error) {
+	if _, err := b.admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY", db, templateDB)); err != nil {
+		return nil, fmt.Errorf("copy %s to %s: %w", templateDB, db, err)
+	}
+	conn, err := pgx.Connect(ctx, b.l.DSN(db))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", db, err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_prewarm('big'), pg_prewarm('big_pkey')"); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("prewarm %s: %w", db, err)
+	}
+	return conn, nil
+}
+
+// drop removes a run's database, so the next run has the disk and the
+// buffers to itself.
+func (b *bench) drop(db string) {
+	if err := b.l.DropDatabase(context.Background(), db); err != nil {
+		b.logf("%v", err)
+	}
+}
+
+// during runs migrate while pgbench plays the app on db, and returns the
+// app's figures for the transactions due while the migration ran.
+func (b *bench) during(ctx context.Context, name, db string, migrate func(context.Context) error) (appStats, time.Duration, error) {
+	ld, err := b.load.start(ctx, name, db, filepath.Join(b.work, name), untilStopped)
+	if err != nil {
+		return appStats{}, 0, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = ld.stop()
+		}
+	}()
+	if err := ld.waitConnected(ctx, b.admin, db, b.cfg.clients); err != nil {
+		return appStats{}, 0, err
+	}
+	if err := sleep(ctx, warmup); err != nil {
+		return appStats{}, 0, err
+	}
+	b.logf("%s: load average %s", name, loadAverage())
+	cpu0 := readCPU()
+	from := time.Now()
+	if err := migrate(ctx); err != nil {
+		return appStats{}, 0, err
+	}
+	to := time.Now()
+	b.logf("%s: machine CPU over the window: %s", name, cpuUse(cpu0, readCPU()))
+	// Transactions due during a stall run after it: pgbench keeps going
+	// until it has caught up, or the stall would be measured by the few
+	// transactions that happened to be in flight.
+	if err := sleep(ctx, drainTime(to.Sub(from))); err != nil {
+		return appStats{}, 0, err
+	}
+	stopped = true
+	if err := ld.stop(); err != nil {
+		return appStats{}, 0, err
+	}
+	st, err := ld.stats(from, to)
+	if err != nil {
+		return appStats{}, 0, err
+	}
+	b.logf("%s: app over %.1fs: %d tx, p50 %s, p99 %s, max %s, %d failed", name, to.Sub(from).Seconds(), st.Tx, st.P50, st.P99, st.Max, st.Failed)
+	if st.Behind > 0 {
+		b.logf("%s: warning: %d pgbench clients had not caught up when stopped; the app figures miss their latest transactions", name, st.Behind)
+	}
+	return st, to.Sub(from), nil
+}
+
+// drainTime is how long pgbench runs on after a window of length d: enough
+// at the app's modest rate to work off a backlog as long as the window.
+func drainTime(d time.Duration) time.Duration {
+	return min(2*time.Second+d/4, time.Minute)
+}
+
+// cpuTimes are the machine's CPU counters from /proc/stat, in ticks.
+type cpuTimes struct{ total, idle, steal uint64 }
+
+func readCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || i >= 8 {
+			break // guest times are already in user and nice
+		}
+		t.total += n
+		switch i {
+		case 3, 4: // idle, iowait
+			t.idle += n
+		case 7:
+			t.steal += n
+		}
+	}
+	return t
+}
+
+// cpuUse says how busy both cores were between two readings, and how much
+// the hypervisor took (steal): a noisy neighbour shows there.
+func cpuUse(a, b cpuTimes) string {
+	d := float64(b.total - a.total)
+	if d <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f%% busy, %.0f%% steal", 100*(d-float64(b.idle-a.idle))/d, 100*float64(b.steal-a.steal)/d)
+}
+
+// loadAverage is the machine's load average, logged because the machine is
+// shared and another user's work shows in every figure.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// baseline: the app alone.
+func (b *bench) baseline(ctx context.Context, res *results) error {
+	const db = "run_baseline"
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	conn.Close(context.Background())
+	defer b.drop(db)
+	st, window, err := b.during(ctx, "baseline", db, func(ctx context.Context) error { return sleep(ctx, b.cfg.duration) })
+	if err != nil {
+		return err
+	}
+	res.baseline = outcome{window: window, app: st}
+	return nil
+}
+
+// naive: the like-for-like baseline of a backfill, one UPDATE of every row
+// into a new column.
+func (b *bench) naive(ctx context.Context, res *results) error {
+	const db = "run_naive"
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer b.drop(db)
+	defer conn.Close(context.Background())
+	var out outcome
+	st, window, err := b.during(ctx, "naive", db, func(ctx context.Context) error {
+		if _, err := conn.Exec(ctx, "ALTER TABLE big ADD COLUMN val_new bigint"); err != nil {
+			return fmt.Errorf("add column: %w", err)
+		}
+		t0 := time.Now()
+		tag, err := conn.Exec(ctx, "UPDATE big SET val_new = val")
+		if err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		out.took = time.Since(t0)
+		out.rows = tag.RowsAffected()
+		b.logf("naive: UPDATE of %d rows took %s", out.rows, out.took.Round(time.Millisecond))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out.window, out.app = window, st
+	res.naive = out
+	return nil
+}
+
+// phasekit: the type change planned against the live schema, written as a
+// plan directory and applied up to its backfill with default options, as
+// `phasekit plan` and `phasekit apply --until backfill` would.
+func (b *bench) phasekit(ctx context.Context, res *results) error {
+	const db = "run_phasekit"
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	conn.Close(context.Background())
+	defer b.drop(db)
+	dsn := b.l.DSN(db)
+	m, err := change.ParseSQL("migration.sql", migrationSQL)
+	if err != nil {
+		return fmt.Errorf("parse migration: %w", err)
+	}
+	snap, err := verify.SnapshotFromDSN(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	plan, err := phases.Build(snap, m)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if plan.Phase(phases.Backfill) == nil {
+		return errors.New("plan: the type change has no backfill phase")
+	}
+	dir := filepath.Join(b.work, "plan")
+	if _, err := migrations.Write(dir, plan, func(*phases.Plan) string { return "" }); err != nil {
+		return err
+	}
+	var status *migrations.PlanStatus
+	st, window, err := b.during(ctx, "phasekit", db, func(ctx context.Context) error {
+		var err error
+		status, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{
+			Until:    phases.Backfill,
+			Backfill: migrations.BackfillOptions{TargetBatch: b.cfg.batchTarget},
+			Runner:   migrations.CurrentRunner("bench"),
+			Out:      b.out,
+			Log:      slog.New(slog.NewTextHandler(b.out, nil)),
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("apply --until backfill: %w", err)
+	}
+	out := outcome{window: window, app: st}
+	res.applyWall = window
+	for _, ph := range status.Phases {
+		if ph.StartedAt == nil || ph.FinishedAt == nil {
+			continue
+		}
+		d := ph.FinishedAt.Sub(*ph.StartedAt)
+		res.phaseTimes[ph.Kind] = d
+		if ph.Kind == string(phases.Backfill) {
+			out.took = d
+		}
+	}
+	if len(status.Backfills) != 1 {
+		return fmt.Errorf("ledger: want 1 backfill, found %d", len(status.Backfills))
+	}
+	bf := status.Backfills[0]
+	if bf.Remaining == nil || *bf.Remaining != 0 {
+		return fmt.Errorf("ledger: backfill of %s did not verify (remaining %v)", bf.Table, bf.Remaining)
+	}
+	if out.took <= 0 {
+		return errors.New("ledger: the backfill phase has no start and finish time")
+	}
+	out.rows = bf.Rows
+	b.logf("phasekit: backfill phase walked %d rows in %s (ledger); apply until backfill took %s", out.rows, out.took.Round(time.Millisecond), window.Round(time.Millisecond))
+	res.phasekit = out
+	return nil
+}
+
+// rewrite: ALTER TYPE in place, a table rewrite under ACCESS EXCLUSIVE, for
+// reference; the app's max latency shows how long it was locked out.
+func (b *bench) rewrite(ctx context.Context, res *results) error {
+	const db = "run_rewrite"
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer b.drop(db)
+	defer conn.Close(context.Background())
+	out := outcome{rows: b.cfg.rows}
+	st, window, err := b.during(ctx, "rewrite", db, func(ctx context.Context) error {
+		t0 := time.Now()
+		if _, err := conn.Exec(ctx, "ALTER TABLE big ALTER COLUMN val TYPE bigint"); err != nil {
+			return fmt.Errorf("alter type: %w", err)
+		}
+		out.took = time.Since(t0)
+		b.logf("rewrite: ALTER TYPE took %s", out.took.Round(time.Millisecond))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out.window, out.app = window, st
+	res.rewrite = out
+	return nil
+}
