@@ -2,8 +2,8 @@ package migrations
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
