@@ -23,8 +23,13 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-bench: build
+# bench: lint and plan throughput, then the backfill against a naive UPDATE
+# under a pgbench workload (ROWS=10000000 as in docs/BENCHMARKS.md; a few
+# minutes; ROWS=1000000 for a quick look).
+ROWS ?= 10000000
+bench: setup build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./phases/ ./lint/
+	$(GO) run ./bench/backfill -rows $(ROWS)
 
 demo: setup build
 	$(GO) run ./examples/demo
