@@ -122,6 +122,14 @@ func open(ctx context.Context, dsn, dir string, runner Runner, log *slog.Logger,
 	return s, nil
 }
 
+// withLog gives the DDL runner the session's logger unless it has its own.
+func (s *session) withLog(o DDLOptions) DDLOptions {
+	if o.Log == nil {
+		o.Log = s.log
+	}
+	return o
+}
+
 func (s *session) close() {
 	ctx := context.Background()
 	_, _ = s.conn.Exec(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", advisoryClass, s.plan.Hash)
@@ -138,9 +146,7 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 	}
 	defer s.close()
 	p := s.plan
-	if opts.DDL.Log == nil {
-		opts.DDL.Log = s.log
-	}
+	opts.DDL = s.withLog(opts.DDL)
 	if opts.DryRun {
 		return s.dryRun(ctx, opts)
 	}
@@ -487,9 +493,7 @@ func Rollback(ctx context.Context, dsn, dir string, opts RollbackOptions) (*Plan
 	}
 	defer s.close()
 	p := s.plan
-	if opts.DDL.Log == nil {
-		opts.DDL.Log = s.log
-	}
+	opts.DDL = s.withLog(opts.DDL)
 	if err := ensureLedger(ctx, s.conn); err != nil {
 		return nil, err
 	}

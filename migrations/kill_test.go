@@ -397,9 +397,15 @@ func killBuildPhasekit(t *testing.T) string {
 // killTemplate creates a database holding the generated table acct, for
 // trials to copy, and drops it when the test ends.
 func killTemplate(t *testing.T, l *verify.Local) string {
+	return acctTemplate(t, l, "t_kill_template", killRows)
+}
+
+// acctTemplate creates a database holding the generated table acct (rows
+// rows, deterministic values), for tests to copy, and drops it when the test
+// ends.
+func acctTemplate(t *testing.T, l *verify.Local, name string, rows int) string {
 	t.Helper()
 	ctx := context.Background()
-	name := "t_kill_template"
 	if err := l.CreateDatabase(ctx, name, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -412,16 +418,15 @@ func killTemplate(t *testing.T, l *verify.Local) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = conn.Exec(ctx, fmt.Sprintf(`
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`
 		CREATE TABLE acct (id bigint PRIMARY KEY, email text NOT NULL, balance int NOT NULL, last_update timestamptz NOT NULL DEFAULT '2020-01-01');
-		INSERT INTO acct (id, email, balance) SELECT g, 'user' || g || '@example.com', (g * 7919) %% 1000003 - 500000 FROM generate_series(1::bigint, %d) g;`, killRows))
-	if err == nil {
-		// Nothing left for autovacuum to do, so no worker sits in the
-		// template when it is copied.
-		_, err = conn.Exec(ctx, `VACUUM (FREEZE, ANALYZE) acct`)
+		INSERT INTO acct (id, email, balance) SELECT g, 'user' || g || '@example.com', (g * 7919) %% 1000003 - 500000 FROM generate_series(1::bigint, %d) g;`, rows)); err != nil {
+		t.Fatal(err)
 	}
-	conn.Close(ctx)
-	if err != nil {
+	// Nothing left for autovacuum to do, so no worker sits in the template
+	// when it is copied.
+	if _, err := conn.Exec(ctx, `VACUUM (FREEZE, ANALYZE) acct`); err != nil {
 		t.Fatal(err)
 	}
 	return name

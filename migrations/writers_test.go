@@ -460,31 +460,5 @@ func writersSampleLockWaits(t *testing.T, dsn string, stop *atomic.Bool) func() 
 // writersTemplate creates a database with a table of a million generated
 // rows, for the subtests to copy, and drops it when the test ends.
 func writersTemplate(t *testing.T, l *verify.Local) string {
-	t.Helper()
-	ctx := context.Background()
-	name := "t_writers_template"
-	if err := l.CreateDatabase(ctx, name, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.DropDatabase(context.Background(), name); err != nil {
-			t.Error(err)
-		}
-	})
-	conn, err := pgx.Connect(ctx, l.DSN(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`
-		CREATE TABLE acct (id bigint PRIMARY KEY, email text NOT NULL, balance int NOT NULL, last_update timestamptz NOT NULL DEFAULT '2020-01-01');
-		INSERT INTO acct (id, email, balance) SELECT g, 'user' || g || '@example.com', (g * 7919) %% 1000003 - 500000 FROM generate_series(1::bigint, %d) g;`, writersRows)); err != nil {
-		t.Fatal(err)
-	}
-	// Nothing left for autovacuum to do, so no worker sits in the template
-	// when it is copied.
-	if _, err := conn.Exec(ctx, `VACUUM (FREEZE, ANALYZE) acct`); err != nil {
-		t.Fatal(err)
-	}
-	return name
+	return acctTemplate(t, l, "t_writers_template", writersRows)
 }
