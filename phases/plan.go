@@ -397,7 +397,8 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 		}
 		switch {
 		case k == Contract:
-			ph.DeployBefore = deployNew + " to every stage and wave; then retire N: no N instance may remain"
+			// The deploy itself was named after the phase before.
+			ph.DeployBefore = "N+1 on every stage and wave, then N retired: no N instance may remain"
 			if !newDeployed {
 				ph.DeployBefore = deployNew + " everywhere, then retire N: no N instance may remain"
 			}
