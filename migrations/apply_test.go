@@ -21,12 +21,22 @@ import (
 // planDir plans sql against the database and writes the plan into a new dir.
 func planDir(t *testing.T, dsn, sql string) (string, *phases.Plan) {
 	t.Helper()
-	ctx := context.Background()
 	m, err := change.ParseSQL("m.sql", sql)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := verify.SnapshotFromDSN(ctx, dsn)
+	p := planLive(t, dsn, m)
+	dir := filepath.Join(t.TempDir(), "plan")
+	if _, err := migrations.Write(dir, p, func(*phases.Plan) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	return dir, p
+}
+
+// planLive plans a migration against the live schema of dsn.
+func planLive(t testing.TB, dsn string, m *change.Migration) *phases.Plan {
+	t.Helper()
+	snap, err := verify.SnapshotFromDSN(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +44,7 @@ func planDir(t *testing.T, dsn, sql string) (string, *phases.Plan) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "plan")
-	if _, err := migrations.Write(dir, p, func(*phases.Plan) string { return "" }); err != nil {
-		t.Fatal(err)
-	}
-	return dir, p
+	return p
 }
 
 func fastDDL() migrations.DDLOptions {

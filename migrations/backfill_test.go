@@ -17,7 +17,6 @@ import (
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
 
@@ -42,14 +41,7 @@ func planBackfill(t testing.TB, dsn, migration string) phases.BackfillStep {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := verify.SnapshotFromDSN(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := phases.Build(snap, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := planLive(t, dsn, m)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
