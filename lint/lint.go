@@ -30,6 +30,8 @@ type Result struct {
 	Silenced []phases.Finding `json:"silenced"`
 	// Data are the problems CheckData found in the live database's rows.
 	Data []DataFinding `json:"data"`
+	// Changes are every change Run read, in file order, for CheckData.
+	Changes []change.Change `json:"-"`
 }
 
 // Run reads each file (.sql migration or .yaml/.yml change spec) and applies
@@ -45,6 +47,7 @@ func Run(files []string, snap *schema.Snapshot) (*Result, error) {
 			return nil, err
 		}
 		ms = append(ms, m)
+		r.Changes = append(r.Changes, m.Changes...)
 		for _, f := range phases.Findings(m.Changes) {
 			if f.Allowed != "" {
 				r.Silenced = append(r.Silenced, f)

@@ -252,20 +252,12 @@ func lintCommand() *cli.Command {
 				return err
 			}
 			if dsn := c.String("dsn"); dsn != "" {
-				ms, err := readMigrations(c.Args().Slice())
-				if err != nil {
-					return err
-				}
-				var all []change.Change
-				for _, m := range ms {
-					all = append(all, m.Changes...)
-				}
 				conn, err := verify.Connect(c.Context, dsn)
 				if err != nil {
 					return err
 				}
 				defer conn.Close(context.Background())
-				if err := lint.CheckData(c.Context, conn, res, all); err != nil {
+				if err := lint.CheckData(c.Context, conn, res, res.Changes); err != nil {
 					return err
 				}
 			}

@@ -236,3 +236,29 @@ func TestApplyExitCodes(t *testing.T) {
 		t.Fatalf("purge: %d %s", code, stderr)
 	}
 }
+
+func TestLintDataChecks(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDB(t, "chinook")
+	mig := writeFile(t, "n.sql", "SET lock_timeout = '2s';\n-- phasekit:allow set-not-null checked below\nALTER TABLE customer ALTER COLUMN company SET NOT NULL;\n")
+	code, out, stderr := phasekit(t, "--dsn", dsn, "--format", "json", "lint", mig)
+	if code != 1 || !strings.Contains(out, `"data-nulls"`) {
+		t.Fatalf("exit %d, want 1 with a data-nulls finding\n%s%s", code, out, stderr)
+	}
+	var res struct {
+		Data []struct {
+			Rule  string `json:"rule"`
+			Count int64  `json:"count"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	var nulls int64
+	if err := pgtest.Conn(t, dsn).QueryRow(t.Context(), "SELECT count(*) FROM customer WHERE company IS NULL").Scan(&nulls); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Data) != 1 || res.Data[0].Count != nulls || nulls == 0 {
+		t.Fatalf("data findings %+v, want one counting %d NULLs", res.Data, nulls)
+	}
+}
