@@ -151,6 +151,9 @@ type Plan struct {
 	// schema it was planned against; apply refuses a database whose tables
 	// no longer match it (drift).
 	SchemaFingerprint string `json:"schema_fingerprint,omitempty"`
+	// Binding is the plan's timeline on a deploy pipeline, when it was
+	// planned with one; Hash does not cover it.
+	Binding *Binding `json:"binding,omitempty"`
 }
 
 // Fingerprint hashes the structure of the given tables (columns,

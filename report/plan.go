@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/pipeline"
 )
 
 // Markdown writes the plan as the review document (PLAN.md).
@@ -83,6 +84,9 @@ func Markdown(w io.Writer, p *phases.Plan) {
 		}
 		fmt.Fprintln(w)
 	}
+	if p.Binding != nil {
+		_ = pipeline.WriteTimeline(w, p.Binding, "markdown")
+	}
 }
 
 // Text writes the plan for a terminal.
@@ -111,6 +115,10 @@ func Text(w io.Writer, p *phases.Plan) {
 		fmt.Fprintf(w, "\n%s: %s [%s] %s", f.Pos, f.Severity, f.Rule, f.Message)
 	}
 	fmt.Fprintln(w)
+	if p.Binding != nil {
+		fmt.Fprintln(w)
+		_ = pipeline.WriteTimeline(w, p.Binding, "text")
+	}
 }
 
 func backfillNote(ph phases.Phase) string {
