@@ -18,6 +18,14 @@ var ErrConnect = errors.New("cannot connect")
 func Redact(s string) string {
 	fields := strings.Fields(s)
 	for i, f := range fields {
+		if isURL(f) {
+			if _, err := url.Parse(f); err != nil {
+				// An unparsable URL still shows its password: hide what lies
+				// between the user's colon and the last @ before the host.
+				fields[i] = redactRawURL(f)
+				continue
+			}
+		}
 		if u, err := url.Parse(f); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 			if _, has := u.User.Password(); has {
 				u.User = url.UserPassword(u.User.Username(), "xxxxx")
@@ -38,6 +46,26 @@ func Redact(s string) string {
 		return s
 	}
 	return strings.Join(fields, " ")
+}
+
+func isURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// redactRawURL hides the password of a URL url.Parse rejects.
+func redactRawURL(s string) string {
+	i := strings.Index(s, "://") + 3
+	rest := s[i:]
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
+	}
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return s
+	}
+	return s[:i] + rest[:colon] + ":xxxxx" + rest[at:]
 }
 
 // Connect opens one connection, telling a malformed DSN and an unreachable or
