@@ -54,7 +54,8 @@ func Main(m *testing.M) {
 	go func() {
 		select {
 		case sig := <-sigs:
-			fmt.Fprintf(os.Stderr, "pgtest: %v: stopping local PostgreSQL\n", sig)
+			fmt.Fprintf(os.Stderr, "pgtest: %v: stopping local PostgreSQL, removing containers\n", sig)
+			verify.RemoveContainers()
 			if err := stopCluster(); err != nil {
 				fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 			}
@@ -66,6 +67,7 @@ func Main(m *testing.M) {
 	code := m.Run()
 	signal.Stop(sigs)
 	close(done)
+	tempDirs.removeAll()
 	if err := stopCluster(); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		if code == 0 {
