@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
@@ -33,6 +34,7 @@ var (
 	datasets = envOr("PHASEKIT_DATASETS", "../shared/datasets")
 	bin      = envOr("PHASEKIT_BIN", "bin/phasekit")
 	out      = envOr("DEMO_OUT", "build/demo-plan")
+	app      = envOr("PHASEKIT_APP", "bin/app")
 )
 
 func run() error {
@@ -109,7 +111,38 @@ func run() error {
 		return err
 	}
 	fmt.Printf("   golang-migrate is at version %d of %d\n", v, len(migrations.Steps(plan)))
+	if err := verifyStep(); err != nil {
+		return err
+	}
+	step("phasekit report: the DBA review, with live table sizes, the pipeline and the verify result")
+	if err := phasekit("report", "--plan", out, "--dsn", dsn, "--verify", "build/verify.json",
+		"--pipeline", "testdata/pipeline/pipeline.yaml", "--format", "html", "--out", "build/report.html"); err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs("build/report.html"); err == nil {
+		fmt.Println("   report:", abs)
+	}
 	step("done: the plan, its files and PLAN.md are in " + out)
+	return nil
+}
+
+// verifyStep runs the compatibility matrix and the zeta check of the plan
+// with the sample app's two versions on a fresh copy of chinook.dump.
+func verifyStep() error {
+	step("phasekit verify: v1 and v2 of the sample app at every phase boundary, and the naive migration")
+	dump := filepath.Join(datasets, "chinook/chinook.dump")
+	t0 := time.Now()
+	err := phasekit("verify", "--plan", out, "--data", dump, "--provider", "local",
+		"--old-app", app+" -version v1 check", "--new-app", app+" -version v2 check",
+		"--old-workload", "testdata/apps/chinook/v1.sql", "--new-workload", "testdata/apps/chinook/v2.sql",
+		"--shadow", "testdata/apps/chinook/shadow.yaml", "--mask", "customer.email=email",
+		"--backend", app+" -version v1 serve", "--frontend", app+" -version v2 frontend",
+		"--ready", "http://127.0.0.1:{port}/health",
+		"--junit", "build/verify.xml", "--out", "build/verify.json")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   verify took %s (JUnit in build/verify.xml, result in build/verify.json)\n", time.Since(t0).Round(10*time.Millisecond))
 	return nil
 }
 

@@ -1,0 +1,368 @@
+// Package compat proves, on a copy of real data, that the app versions a plan
+// says will run together actually work at every phase boundary: the
+// compatibility matrix, shadow reads, the zeta check, and the same matrix for
+// the naive migration, to show what the plan avoids.
+package compat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/verify"
+)
+
+// The two app versions of a plan, as the plan names them.
+const (
+	Old = phases.Old // "N": the version running before the change
+	New = phases.New // "N+1": the version the change is for
+)
+
+// Status is the outcome of one cell.
+type Status string
+
+// Statuses. Only StatusFail fails a run.
+const (
+	// StatusPass: a required cell passed.
+	StatusPass Status = "pass"
+	// StatusFail: a required cell failed.
+	StatusFail Status = "fail"
+	// StatusExpectedBreak: a cell the plan does not require failed, as
+	// expected (the old version after contract).
+	StatusExpectedBreak Status = "expected-break"
+	// StatusExtraPass: a cell the plan does not require passed anyway.
+	StatusExtraPass Status = "pass-not-required"
+	// StatusBreaks: in the naive migration's matrix, a version that would be
+	// running failed: what the naive migration would break.
+	StatusBreaks Status = "breaks"
+)
+
+// Cell is one app of one version run at one boundary.
+type Cell struct {
+	Version  string        `json:"version"`
+	App      string        `json:"app"`
+	Required bool          `json:"required"`
+	Status   Status        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	Output   string        `json:"output,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Boundary is the database at one point of the rollout and the cells run
+// against it.
+type Boundary struct {
+	// Name reads "before expand", "after backfill", "after naive migration".
+	Name string `json:"name"`
+	// Phase is the phase just applied ("" before the first).
+	Phase phases.Kind `json:"phase,omitempty"`
+	// Required are the versions the plan says must work here.
+	Required []string      `json:"required"`
+	Cells    []Cell        `json:"cells"`
+	Shadow   []ShadowCheck `json:"shadow,omitempty"`
+	Zeta     []ZetaCell    `json:"zeta,omitempty"`
+	// ApplyError is set when the phase could not be applied; the matrix
+	// stops there.
+	ApplyError string `json:"apply_error,omitempty"`
+	// ApplyTime is how long applying the phase took.
+	ApplyTime time.Duration `json:"apply_ns,omitempty"`
+}
+
+// Matrix is one migration (the phased plan or the naive one) run boundary
+// by boundary.
+type Matrix struct {
+	Name       string     `json:"name"`
+	SQL        string     `json:"sql,omitempty"` // the naive migration
+	Boundaries []Boundary `json:"boundaries"`
+	// Error is why the matrix could not run to the end ("" when it did).
+	Error string `json:"error,omitempty"`
+}
+
+// Result is a whole verify run.
+type Result struct {
+	Plan     string             `json:"plan"` // the plan's hash
+	Sources  []string           `json:"sources"`
+	Sandbox  string             `json:"sandbox"`
+	Copy     *verify.CopyReport `json:"copy,omitempty"`
+	Phased   Matrix             `json:"phased"`
+	Naive    *Matrix            `json:"naive,omitempty"`
+	Passed   bool               `json:"passed"`
+	Duration time.Duration      `json:"duration_ns"`
+	// Failures lists every reason the run failed, one line each.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// Options configures Run.
+type Options struct {
+	// PlanDir is the plan's directory (plan.json and its migration files).
+	PlanDir string
+	// Sandbox is where the copies live; Run does not close it.
+	Sandbox verify.Sandbox
+	// Copy says where the data comes from (a dump file or a source DSN),
+	// and how to mask and subset it.
+	Copy verify.CopyOptions
+	// Old and New are the apps of versions N and N+1.
+	Old, New []verify.App
+	// Shadow are read-query pairs compared after dual-write and backfill.
+	Shadow []ShadowPair
+	// Zeta, when set, runs the zeta check at every boundary too.
+	Zeta *ZetaOptions
+	// SkipNaive leaves out the naive migration's matrix.
+	SkipNaive bool
+	// CellTimeout bounds one app run; zero means two minutes.
+	CellTimeout time.Duration
+	// Apply carries lock and backfill settings to each phase's apply.
+	Apply migrations.ApplyOptions
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// dbNames are the databases one Run uses on the sandbox; a random suffix
+// lets runs share a server (the dsn provider, parallel tests).
+type dbNames struct{ copy, phased, naive string }
+
+func newDBNames() dbNames {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return dbNames{"phasekit_copy_" + s, "phasekit_phased_" + s, "phasekit_naive_" + s}
+}
+
+// Run copies the data into the sandbox once, then runs the plan phase by
+// phase on one clone and the naive migration on another, running at each
+// boundary every app version and reporting which must, and which did, work.
+// An error means the run could not happen (bad input, no sandbox, the copy
+// failed); a cell that fails is in the Result, not an error.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	plan, err := migrations.ReadPlan(opts.PlanDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(plan.Phases) == 0 {
+		return nil, fmt.Errorf("%s: the plan has no phases: nothing to verify", opts.PlanDir)
+	}
+	if len(opts.Old) == 0 && len(opts.New) == 0 && opts.Zeta == nil && len(opts.Shadow) == 0 {
+		return nil, errors.New("nothing to run: give app versions (--old-app/--new-app, --old-workload/--new-workload), shadow reads or a zeta check")
+	}
+	r := &runner{opts: opts, plan: plan, progress: opts.Progress, db: newDBNames()}
+	// Without a backfill phase nothing is pending: shadow reads are strict.
+	r.backfilled = !slices.ContainsFunc(plan.Phases, func(p phases.Phase) bool { return p.Kind == phases.Backfill })
+	if r.progress == nil {
+		r.progress = io.Discard
+	}
+	if r.opts.CellTimeout == 0 {
+		r.opts.CellTimeout = 2 * time.Minute
+	}
+	if r.opts.Log == nil {
+		r.opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	res := &Result{Plan: plan.Hash, Sources: plan.Sources, Sandbox: opts.Sandbox.Describe()}
+
+	sb := opts.Sandbox
+	copyDB := r.db.copy
+	r.step("copy the data into %s", sb.Describe())
+	if err := sb.CreateDatabase(ctx, copyDB, ""); err != nil {
+		return nil, err
+	}
+	defer sb.DropDatabase(context.WithoutCancel(ctx), copyDB)
+	res.Copy, err = verify.CopyData(ctx, sb.DSN(copyDB), opts.Copy)
+	if err != nil {
+		return nil, err
+	}
+	r.step("copied: %s", res.Copy)
+
+	res.Phased = r.phased(ctx)
+	if !opts.SkipNaive {
+		m := r.naive(ctx)
+		res.Naive = &m
+	}
+	res.Failures = failures(res)
+	res.Passed = len(res.Failures) == 0
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+type runner struct {
+	opts       Options
+	backfilled bool // the backfill phase has run: shadow reads are strict
+	plan       *phases.Plan
+	progress   io.Writer
+	db         dbNames
+}
+
+func (r *runner) step(format string, args ...any) {
+	fmt.Fprintf(r.progress, "verify: "+format+"\n", args...)
+}
+
+// phased runs the plan phase by phase on a clone of the copy.
+func (r *runner) phased(ctx context.Context) Matrix {
+	m := Matrix{Name: "phased plan"}
+	sb := r.opts.Sandbox
+	if err := sb.CreateDatabase(ctx, r.db.phased, r.db.copy); err != nil {
+		m.Error = err.Error()
+		return m
+	}
+	defer sb.DropDatabase(context.WithoutCancel(ctx), r.db.phased)
+	dsn := sb.DSN(r.db.phased)
+
+	first := r.plan.Phases[0]
+	m.Boundaries = append(m.Boundaries, r.boundary(ctx, dsn, "before "+string(first.Kind), "", first.AppsBefore, false))
+	for _, ph := range r.plan.Phases {
+		name := "after " + string(ph.Kind)
+		r.step("apply %s", ph.Kind)
+		opts := r.opts.Apply
+		opts.Phase, opts.Until = ph.Kind, ""
+		opts.Out = io.Discard
+		opts.Log = r.opts.Log
+		t0 := time.Now()
+		_, err := migrations.Apply(ctx, dsn, r.opts.PlanDir, opts)
+		if err != nil {
+			m.Boundaries = append(m.Boundaries, Boundary{Name: name, Phase: ph.Kind, Required: ph.AppsAfter,
+				ApplyError: verify.Redact(err.Error()), ApplyTime: time.Since(t0)})
+			m.Error = fmt.Sprintf("phase %s could not be applied: %s", ph.Kind, verify.Redact(err.Error()))
+			return m
+		}
+		if ph.Kind == phases.Backfill {
+			r.backfilled = true
+		}
+		b := r.boundary(ctx, dsn, name, ph.Kind, ph.AppsAfter, false)
+		b.ApplyTime = time.Since(t0)
+		m.Boundaries = append(m.Boundaries, b)
+	}
+	return m
+}
+
+// naive runs the migration as written, all at once, on another clone.
+func (r *runner) naive(ctx context.Context) Matrix {
+	m := Matrix{Name: "naive migration"}
+	sql, err := NaiveSQL(r.plan)
+	if err != nil {
+		m.Error = err.Error()
+		return m
+	}
+	m.SQL = sql
+	sb := r.opts.Sandbox
+	if err := sb.CreateDatabase(ctx, r.db.naive, r.db.copy); err != nil {
+		m.Error = err.Error()
+		return m
+	}
+	defer sb.DropDatabase(context.WithoutCancel(ctx), r.db.naive)
+	dsn := sb.DSN(r.db.naive)
+	m.Boundaries = append(m.Boundaries, r.boundary(ctx, dsn, "before naive migration", "", []string{Old}, true))
+
+	r.step("run the naive migration")
+	t0 := time.Now()
+	if err := execScript(ctx, dsn, sql); err != nil {
+		m.Boundaries = append(m.Boundaries, Boundary{Name: "after naive migration", ApplyError: err.Error(), ApplyTime: time.Since(t0)})
+		m.Error = "the naive migration failed: " + err.Error()
+		return m
+	}
+	// During a rollout both versions run while the migration lands: the old
+	// one until every instance is replaced.
+	b := r.boundary(ctx, dsn, "after naive migration", "", []string{Old, New}, true)
+	b.ApplyTime = time.Since(t0)
+	m.Boundaries = append(m.Boundaries, b)
+	return m
+}
+
+// boundary runs every app of both versions against dsn.
+func (r *runner) boundary(ctx context.Context, dsn, name string, kind phases.Kind, required []string, naive bool) Boundary {
+	b := Boundary{Name: name, Phase: kind, Required: required}
+	for _, v := range []struct {
+		version string
+		apps    []verify.App
+	}{{Old, r.opts.Old}, {New, r.opts.New}} {
+		req := slices.Contains(required, v.version)
+		for _, app := range v.apps {
+			cctx, cancel := context.WithTimeout(ctx, r.opts.CellTimeout)
+			res := app.Run(cctx, dsn)
+			cancel()
+			c := Cell{Version: v.version, App: app.Name(), Required: req, Error: res.Error,
+				Output: res.Output, Duration: res.Duration}
+			c.Status = cellStatus(req, res.Passed, naive)
+			r.step("%-26s %-4s %-18s %s%s", name, v.version, app.Name(), c.Status, errSuffix(c.Error))
+			b.Cells = append(b.Cells, c)
+		}
+	}
+	if naive {
+		return b
+	}
+	for _, p := range r.opts.Shadow {
+		if !p.runsAfter(kind) {
+			continue
+		}
+		sc := p.Check(ctx, dsn, !r.backfilled)
+		r.step("%-26s shadow %-14s %s", name, p.Name, passWord(sc.Passed))
+		b.Shadow = append(b.Shadow, sc)
+	}
+	if z := r.opts.Zeta; z != nil {
+		b.Zeta = z.runAt(ctx, dsn, kind, required, r.step, name)
+	}
+	return b
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return ": " + e
+}
+
+func passWord(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func cellStatus(required, passed, naive bool) Status {
+	switch {
+	case passed && (required || naive):
+		return StatusPass
+	case passed:
+		return StatusExtraPass
+	case naive && required:
+		return StatusBreaks
+	case required:
+		return StatusFail
+	default:
+		return StatusExpectedBreak
+	}
+}
+
+// failures lists why a result fails: required cells of the phased plan,
+// shadow checks, required zeta cells, a phase that would not apply.
+func failures(res *Result) []string {
+	var out []string
+	m := res.Phased
+	if m.Error != "" {
+		out = append(out, m.Error)
+	}
+	for _, b := range m.Boundaries {
+		for _, c := range b.Cells {
+			if c.Status == StatusFail {
+				out = append(out, fmt.Sprintf("%s: %s (%s) failed: %s", b.Name, c.Version, c.App, c.Error))
+			}
+		}
+		for _, s := range b.Shadow {
+			if !s.Passed {
+				out = append(out, fmt.Sprintf("%s: shadow read %s: %s", b.Name, s.Name, s.Summary))
+			}
+		}
+		for _, z := range b.Zeta {
+			if z.Status == StatusFail {
+				out = append(out, fmt.Sprintf("%s: zeta %s: %s", b.Name, z.Name, z.Error))
+			}
+		}
+	}
+	return out
+}
