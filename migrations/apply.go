@@ -31,6 +31,11 @@ type ApplyOptions struct {
 	// Out receives one line per step (stdout in the CLI).
 	Out io.Writer
 	Log *slog.Logger
+	// Gate is asked right before the contract phase runs (not on a dry
+	// run), on the session's connection, with the ledger in place: an error
+	// refuses contract, leaves it pending and is returned as is. Phases
+	// before contract in the same run have run by then.
+	Gate func(ctx context.Context, conn *pgx.Conn, p *phases.Plan) error
 }
 
 // RollbackOptions selects what Rollback undoes.
@@ -192,6 +197,11 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 	}
 	steps := Steps(p)
 	for _, pi := range run {
+		if p.Phases[pi].Kind == phases.Contract && opts.Gate != nil {
+			if err := opts.Gate(ctx, s.conn, p); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.runPhase(ctx, pi, steps, done, opts); err != nil {
 			msg := err.Error()
 			_, _ = s.conn.Exec(context.Background(), `UPDATE phasekit.phases SET state = $3, error = $4 WHERE hash = $1 AND position = $2`, p.Hash, pi, StateFailed, msg)
@@ -267,11 +277,17 @@ func (s *session) runStep(ctx context.Context, st Step, opts ApplyOptions) error
 			bopts.Progress = s.out
 		}
 		res, err := Backfill(ctx, pool, *st.Backfill, &ledgerCursor{conn: s.conn, hash: s.plan.Hash, idx: st.BackfillIndex, table: st.Backfill.Table}, bopts)
+		if res != nil {
+			// Kept even when rows still differ: the contract gate reads it.
+			// An empty table saved no cursor, so the row may not exist yet.
+			if _, rerr := s.conn.Exec(ctx, `INSERT INTO phasekit.backfills (hash, idx, table_name, remaining, verified_at) VALUES ($1, $2, $3, $4, now())
+				ON CONFLICT (hash, idx) DO UPDATE SET remaining = EXCLUDED.remaining, verified_at = EXCLUDED.verified_at`,
+				s.plan.Hash, st.BackfillIndex, st.Backfill.Table, res.Remaining); rerr != nil {
+				return fmt.Errorf("record backfill verification: %w", rerr)
+			}
+		}
 		if err != nil {
 			return err
-		}
-		if _, err := s.conn.Exec(ctx, `UPDATE phasekit.backfills SET remaining = $3 WHERE hash = $1 AND idx = $2`, s.plan.Hash, st.BackfillIndex, res.Remaining); err != nil {
-			return fmt.Errorf("record backfill verification: %w", err)
 		}
 		return RunGroup(ctx, s.conn, s.recordStep(st.Version), opts.DDL)
 	case !st.Transactional():

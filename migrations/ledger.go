@@ -63,6 +63,30 @@ CREATE TABLE IF NOT EXISTS phasekit.steps (
   version int NOT NULL,
   done_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (hash, version)
+);
+-- remaining is the count of the backfill's verify query; verified_at says
+-- when it ran (ledgers older than the contract gate lack the column).
+ALTER TABLE phasekit.backfills ADD COLUMN IF NOT EXISTS verified_at timestamptz;
+CREATE TABLE IF NOT EXISTS phasekit.deploys (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  app         text NOT NULL,
+  stage       text NOT NULL,
+  wave        text NOT NULL DEFAULT '',
+  version     text NOT NULL,
+  at          timestamptz NOT NULL,
+  recorded_by text NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS deploys_place ON phasekit.deploys (app, stage, wave, at);
+CREATE TABLE IF NOT EXISTS phasekit.overrides (
+  id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  hash      text NOT NULL REFERENCES phasekit.plans ON DELETE CASCADE,
+  phase     text NOT NULL,
+  verdict   text NOT NULL,
+  reason    text NOT NULL,
+  gate      jsonb,
+  forced_by text NOT NULL,
+  at        timestamptz NOT NULL DEFAULT now()
 );`
 
 // Runner says who runs phasekit, for the ledger and for the message a second
@@ -72,6 +96,12 @@ type Runner struct {
 	OSUser  string `json:"os_user"`
 	PID     int    `json:"pid"`
 	Version string `json:"version"`
+}
+
+// Who names the runner in one line, for the ledger's recorded_by and
+// forced_by: "tester@testhost (phasekit test, pid 4242)".
+func (r Runner) Who() string {
+	return fmt.Sprintf("%s@%s (phasekit %s, pid %d)", r.OSUser, r.Host, r.Version, r.PID)
 }
 
 // CurrentRunner describes this process.
@@ -99,13 +129,17 @@ type PhaseStatus struct {
 
 // BackfillStatus is one backfill's progress in the ledger.
 type BackfillStatus struct {
-	Index     int       `json:"index"`
-	Table     string    `json:"table"`
-	Cursor    []string  `json:"cursor,omitempty"`
-	Upper     []string  `json:"upper,omitempty"`
-	Rows      int64     `json:"rows"`
-	Remaining *int64    `json:"remaining,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Index  int      `json:"index"`
+	Table  string   `json:"table"`
+	Cursor []string `json:"cursor,omitempty"`
+	Upper  []string `json:"upper,omitempty"`
+	Rows   int64    `json:"rows"`
+	// Remaining is the count of the verify query (rows whose new column IS
+	// DISTINCT FROM its expected value) when the backfill finished; nil until
+	// it ran. The contract gate wants 0.
+	Remaining  *int64     `json:"remaining,omitempty"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 // PlanStatus is a plan's state in the ledger.
@@ -115,6 +149,8 @@ type PlanStatus struct {
 	CreatedAt time.Time        `json:"created_at"`
 	Phases    []PhaseStatus    `json:"phases"`
 	Backfills []BackfillStatus `json:"backfills"`
+	// Overrides are the gates forced open for this plan (apply --force).
+	Overrides []Override `json:"overrides,omitempty"`
 }
 
 // InFlight reports whether the plan has begun and not finished or been
@@ -131,7 +167,21 @@ func (s PlanStatus) InFlight() bool {
 	return started && !allDone && !allBack
 }
 
+// ledgerCurrent is true when the newest objects of ledgerDDL exist: then
+// ensureLedger runs no DDL, so recording a deploy never waits for (or
+// blocks) a backfill batch holding a row of phasekit.backfills. Name here
+// whatever ledgerDDL adds next.
+const ledgerCurrent = `SELECT to_regclass('phasekit.overrides') IS NOT NULL AND to_regclass('phasekit.deploys_place') IS NOT NULL
+	AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('phasekit.backfills') AND attname = 'verified_at' AND NOT attisdropped)`
+
 func ensureLedger(ctx context.Context, conn *pgx.Conn) error {
+	var current bool
+	if err := conn.QueryRow(ctx, ledgerCurrent).Scan(&current); err != nil {
+		return fmt.Errorf("check ledger: %w", err)
+	}
+	if current {
+		return nil
+	}
 	// Two first runs at once would race on CREATE ... IF NOT EXISTS; a
 	// transaction-level advisory lock orders them.
 	tx, err := conn.Begin(ctx)
@@ -194,6 +244,17 @@ func Status(ctx context.Context, conn *pgx.Conn, hash string) ([]PlanStatus, err
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
+	// A ledger made before the contract gate has neither verified_at nor
+	// overrides until the next apply adds them; Status only reads.
+	var verified, overrides bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'phasekit.backfills'::regclass AND attname = 'verified_at' AND NOT attisdropped),
+		to_regclass('phasekit.overrides') IS NOT NULL`).Scan(&verified, &overrides); err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	verifiedAt := "NULL::timestamptz"
+	if verified {
+		verifiedAt = "verified_at"
+	}
 	for i := range plans {
 		rows, err := conn.Query(ctx, `SELECT position, kind, state, started_at, finished_at, coalesce(host, ''), coalesce(os_user, ''), coalesce(version, ''), coalesce(error, '')
 			FROM phasekit.phases WHERE hash = $1 ORDER BY position`, plans[i].Hash)
@@ -208,17 +269,22 @@ func Status(ctx context.Context, conn *pgx.Conn, hash string) ([]PlanStatus, err
 		if err != nil {
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
-		rows, err = conn.Query(ctx, `SELECT idx, table_name, cursor, upper, rows, remaining, updated_at FROM phasekit.backfills WHERE hash = $1 ORDER BY idx`, plans[i].Hash)
+		rows, err = conn.Query(ctx, `SELECT idx, table_name, cursor, upper, rows, remaining, `+verifiedAt+`, updated_at FROM phasekit.backfills WHERE hash = $1 ORDER BY idx`, plans[i].Hash)
 		if err != nil {
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
 		plans[i].Backfills, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BackfillStatus, error) {
 			var b BackfillStatus
-			err := r.Scan(&b.Index, &b.Table, &b.Cursor, &b.Upper, &b.Rows, &b.Remaining, &b.UpdatedAt)
+			err := r.Scan(&b.Index, &b.Table, &b.Cursor, &b.Upper, &b.Rows, &b.Remaining, &b.VerifiedAt, &b.UpdatedAt)
 			return b, err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		if overrides {
+			if plans[i].Overrides, err = readOverrides(ctx, conn, plans[i].Hash); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return plans, nil

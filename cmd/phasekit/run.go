@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/phasekit/phasekit/gate"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify"
@@ -71,6 +74,10 @@ func applyCommand() *cli.Command {
 			&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill throttle (0: none)"},
 			&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
 			&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
+			&cli.StringFlag{Name: "pipeline", Usage: "pipeline.yaml: check the contract gate before contract runs (docs/gate.md)"},
+			&cli.StringFlag{Name: "prometheus", Usage: "Prometheus URL for the pipeline's alarms"},
+			&cli.BoolFlag{Name: "force", Usage: "run contract even though its gate is not open (needs --reason; kept in the ledger)"},
+			&cli.StringFlag{Name: "reason", Usage: "why the gate is forced, e.g. an incident number"},
 		),
 		Action: func(c *cli.Context) error {
 			dsn, err := requireDSN(c)
@@ -88,6 +95,10 @@ func applyCommand() *cli.Command {
 			if phase != "" && until != "" {
 				return badInput(errors.New("--phase and --until exclude each other"))
 			}
+			hook, err := contractHook(c)
+			if err != nil {
+				return err
+			}
 			st, err := migrations.Apply(c.Context, dsn, c.String("plan"), migrations.ApplyOptions{
 				Phase: phase, Until: until, DryRun: c.Bool("dry-run"),
 				DDL: ddlOptions(c),
@@ -98,7 +109,12 @@ func applyCommand() *cli.Command {
 				},
 				Runner: migrations.CurrentRunner(phasekitVersion()),
 				Out:    c.App.Writer, Log: slog.Default(),
+				Gate: hook,
 			})
+			var closed *gate.NotOpenError
+			if errors.As(err, &closed) {
+				return gateExit(closed.Result.Verdict, err.Error())
+			}
 			if err != nil {
 				return err
 			}
@@ -108,6 +124,35 @@ func applyCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// contractHook is the gate apply checks before contract: the pipeline's
+// with --pipeline, else none (with a warning when contract runs).
+func contractHook(c *cli.Context) (func(context.Context, *pgx.Conn, *phases.Plan) error, error) {
+	force, reason := c.Bool("force"), strings.TrimSpace(c.String("reason"))
+	switch {
+	case force && reason == "":
+		return nil, badInput(errors.New("--force needs --reason \"...\": the reason is kept in the ledger"))
+	case !force && reason != "":
+		return nil, badInput(errors.New("--reason goes with --force"))
+	case force && c.String("pipeline") == "":
+		return nil, badInput(errors.New("--force overrides the contract gate: pass --pipeline so there is a gate to override"))
+	}
+	o := gate.HookOptions{Force: force, Reason: reason, Runner: migrations.CurrentRunner(phasekitVersion()), Out: c.App.Writer, Warn: c.App.ErrWriter}
+	if c.String("format") == "json" {
+		o.Out = c.App.ErrWriter
+	}
+	if c.String("pipeline") != "" {
+		pl, err := loadPipeline(c)
+		if err != nil {
+			return nil, err
+		}
+		if o.Alarms, err = alarmSource(c, pl); err != nil {
+			return nil, err
+		}
+		o.Pipeline = pl
+	}
+	return gate.ContractHook(o), nil
 }
 
 func statusCommand() *cli.Command {
@@ -205,8 +250,14 @@ func printStatus(w io.Writer, all []migrations.PlanStatus) {
 			rem := "not verified yet"
 			if b.Remaining != nil {
 				rem = fmt.Sprintf("%d rows differ", *b.Remaining)
+				if b.VerifiedAt != nil {
+					rem += " (verified " + b.VerifiedAt.Format(time.RFC3339) + ")"
+				}
 			}
 			fmt.Fprintf(w, "  backfill %s: %d rows walked, cursor %v of %v, %s\n", b.Table, b.Rows, b.Cursor, b.Upper, rem)
+		}
+		for _, o := range p.Overrides {
+			fmt.Fprintf(w, "  override: %s gate was %s, forced by %s at %s: %q\n", o.Phase, o.Verdict, o.ForcedBy, o.At.Format(time.RFC3339), o.Reason)
 		}
 	}
 }

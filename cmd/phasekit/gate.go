@@ -1,0 +1,345 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/phasekit/phasekit/gate"
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/pipeline"
+	"github.com/phasekit/phasekit/verify"
+)
+
+// Exit codes of the gate (docs/gate.md): 0 open, 1 closed, 3 not yet. apply
+// refused by the gate and watch after a breach use the same.
+const (
+	exitGateClosed = 1
+	exitGateNotYet = 3
+)
+
+// localFlags repeat the global --dsn and --format on a command, so they may
+// be given after the command's name as docs/gate.md shows them.
+func localFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "dsn", Usage: "PostgreSQL connection string (default: the global --dsn or $DATABASE_URL)"},
+		&cli.StringFlag{Name: "format", Usage: "text or json (default: the global --format)"},
+	}
+}
+
+// inherited reads a flag of localFlags, falling back to the global one.
+func inherited(c *cli.Context, name string) string {
+	if v := c.String(name); v != "" {
+		return v
+	}
+	for _, parent := range c.Lineage()[1:] {
+		if v := parent.String(name); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func textOrJSON(c *cli.Context) (string, error) {
+	f := inherited(c, "format")
+	if f == "" {
+		f = "text"
+	}
+	if f != "text" && f != "json" {
+		return "", badInput(fmt.Errorf("--format %q: %s writes text or json", f, c.Command.FullName()))
+	}
+	return f, nil
+}
+
+func inheritedDSN(c *cli.Context) (string, error) {
+	dsn := inherited(c, "dsn")
+	if dsn == "" {
+		return "", badInput(errors.New("no database: pass --dsn or set DATABASE_URL"))
+	}
+	return dsn, nil
+}
+
+// loadPipeline reads --pipeline.
+func loadPipeline(c *cli.Context) (*pipeline.Pipeline, error) {
+	pl, err := pipeline.Load(c.String("pipeline"))
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return pl, nil
+}
+
+// alarmSource is the Prometheus of --prometheus; nil for a pipeline without
+// alarms. A pipeline with alarms needs it.
+func alarmSource(c *cli.Context, pl *pipeline.Pipeline) (gate.AlarmSource, error) {
+	url := c.String("prometheus")
+	if url == "" {
+		if len(pl.Alarms) > 0 {
+			return nil, badInput(fmt.Errorf("%s has %d alarm(s): pass --prometheus URL to check them", pl.File, len(pl.Alarms)))
+		}
+		return nil, nil
+	}
+	src, err := gate.NewPrometheus(url)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return src, nil
+}
+
+// readCheckedPlan reads a plan directory and refuses one edited after
+// planning: the ledger knows plans by hash.
+func readCheckedPlan(dir string) (*phases.Plan, error) {
+	p, err := migrations.ReadPlan(dir)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	if got := p.ComputeHash(); got != p.Hash {
+		return nil, badInput(fmt.Errorf("%s/plan.json was edited after planning (its phases hash to %.12s, not %.12s): plan again", dir, got, p.Hash))
+	}
+	return p, nil
+}
+
+func timeFlag(c *cli.Context, name string) (time.Time, error) {
+	v := c.String(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, badInput(fmt.Errorf("--%s %q: want an RFC 3339 time such as 2026-03-01T08:00:00Z", name, v))
+	}
+	return t, nil
+}
+
+// gateExit turns a verdict into the command's exit.
+func gateExit(v gate.Verdict, msg string) error {
+	switch v {
+	case gate.NotYet:
+		return cli.Exit(msg, exitGateNotYet)
+	case gate.Closed:
+		return cli.Exit(msg, exitGateClosed)
+	}
+	return nil
+}
+
+func gateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "gate",
+		Usage: "check a phase's gate: exit 0 open, 3 not yet, 1 closed (docs/gate.md)",
+		Subcommands: []*cli.Command{{
+			Name:  "contract",
+			Usage: "may contract run? N+1 baked in every prod wave, no alarm breached, no N client left, backfill verified",
+			Flags: append(localFlags(),
+				&cli.StringFlag{Name: "plan", Required: true, Usage: "plan directory written by phasekit plan --out"},
+				&cli.StringFlag{Name: "pipeline", Required: true, Usage: "pipeline.yaml (docs/pipeline.md)"},
+				&cli.StringFlag{Name: "prometheus", Usage: "Prometheus URL for the pipeline's alarms, e.g. http://127.0.0.1:9090"},
+				&cli.StringFlag{Name: "now", Usage: "check as if it were this RFC 3339 time (tests, what-ifs)"},
+			),
+			Action: func(c *cli.Context) error {
+				format, err := textOrJSON(c)
+				if err != nil {
+					return err
+				}
+				dsn, err := inheritedDSN(c)
+				if err != nil {
+					return err
+				}
+				p, err := readCheckedPlan(c.String("plan"))
+				if err != nil {
+					return err
+				}
+				pl, err := loadPipeline(c)
+				if err != nil {
+					return err
+				}
+				src, err := alarmSource(c, pl)
+				if err != nil {
+					return err
+				}
+				now, err := timeFlag(c, "now")
+				if err != nil {
+					return err
+				}
+				conn, err := verify.Connect(c.Context, dsn)
+				if err != nil {
+					return err
+				}
+				defer conn.Close(c.Context)
+				res, err := gate.Contract(c.Context, conn, gate.Options{Plan: p, Pipeline: pl, Alarms: src, Now: now})
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					if err := writeJSON(c.App.Writer, res); err != nil {
+						return err
+					}
+				} else {
+					gate.WriteText(c.App.Writer, res)
+				}
+				return gateExit(res.Verdict, "")
+			},
+		}},
+	}
+}
+
+func recordCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "record",
+		Usage: "record what the deploy pipeline did, in the ledger",
+		Subcommands: []*cli.Command{{
+			Name:  "deploy",
+			Usage: "record that a stage (and wave) now runs a version; the contract gate reads these",
+			Flags: append(localFlags(),
+				&cli.StringFlag{Name: "pipeline", Required: true, Usage: "pipeline.yaml: the stage and wave must be in it"},
+				&cli.StringFlag{Name: "stage", Required: true, Usage: "the stage deployed to"},
+				&cli.StringFlag{Name: "wave", Usage: "the wave deployed to (required for a stage with waves)"},
+				&cli.StringFlag{Name: "version", Required: true, Usage: "the version now running there, as in application_name app/version"},
+				&cli.StringFlag{Name: "at", Usage: "when it started running there, RFC 3339 (default: now)"},
+			),
+			Action: func(c *cli.Context) error {
+				format, err := textOrJSON(c)
+				if err != nil {
+					return err
+				}
+				dsn, err := inheritedDSN(c)
+				if err != nil {
+					return err
+				}
+				pl, err := loadPipeline(c)
+				if err != nil {
+					return err
+				}
+				if err := gate.CheckDeploy(pl, c.String("stage"), c.String("wave"), c.String("version")); err != nil {
+					return badInput(err)
+				}
+				at, err := timeFlag(c, "at")
+				if err != nil {
+					return err
+				}
+				if at.IsZero() {
+					at = time.Now()
+				}
+				conn, err := verify.Connect(c.Context, dsn)
+				if err != nil {
+					return err
+				}
+				defer conn.Close(c.Context)
+				d, err := migrations.RecordDeploy(c.Context, conn, migrations.Deploy{
+					App: pl.App, Stage: c.String("stage"), Wave: c.String("wave"), Version: c.String("version"), At: at,
+					RecordedBy: migrations.CurrentRunner(phasekitVersion()).Who(),
+				})
+				if err != nil {
+					return err
+				}
+				sessions, err := gate.Sessions(c.Context, conn, pl.App)
+				if err != nil {
+					return err
+				}
+				live := gate.LiveVersions(pl.App, sessions)
+				if format == "json" {
+					return writeJSON(c.App.Writer, struct {
+						Deploy migrations.Deploy  `json:"deploy"`
+						Live   []gate.LiveVersion `json:"live"`
+					}{d, live})
+				}
+				where := d.Stage
+				if d.Wave != "" {
+					where += "/" + d.Wave
+				}
+				var counts []string
+				for _, v := range live {
+					counts = append(counts, fmt.Sprintf("%s: %d", v.ApplicationName, v.Sessions))
+				}
+				if len(counts) == 0 {
+					counts = []string{"none"}
+				}
+				fmt.Fprintf(c.App.Writer, "recorded: %s %s on %s since %s\nsessions connected now by application_name: %s\n",
+					d.App, d.Version, where, d.At.UTC().Format(time.RFC3339), strings.Join(counts, ", "))
+				return nil
+			},
+		}},
+	}
+}
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "watch",
+		Usage: "watch the alarms during a phase's bake; roll the phase back if one breaches (exit 1)",
+		Flags: append(append(localFlags(), executionFlags()...),
+			&cli.StringFlag{Name: "pipeline", Required: true, Usage: "pipeline.yaml with the alarms"},
+			&cli.StringFlag{Name: "prometheus", Required: true, Usage: "Prometheus URL, e.g. http://127.0.0.1:9090"},
+			&cli.StringFlag{Name: "phase", Usage: "the phase whose bake to watch (default: the last one done)"},
+			&cli.DurationFlag{Name: "for", Usage: "the bake's length from the phase's end (default: the longest alarm evaluation window)"},
+			&cli.DurationFlag{Name: "interval", Value: 15 * time.Second, Usage: "time between polls"},
+		),
+		Action: func(c *cli.Context) error {
+			format, err := textOrJSON(c)
+			if err != nil {
+				return err
+			}
+			dsn, err := inheritedDSN(c)
+			if err != nil {
+				return err
+			}
+			phase, err := kindFlag(c, "phase")
+			if err != nil {
+				return err
+			}
+			pl, err := loadPipeline(c)
+			if err != nil {
+				return err
+			}
+			if len(pl.Alarms) == 0 {
+				return badInput(fmt.Errorf("%s has no alarm: nothing to watch", pl.File))
+			}
+			src, err := alarmSource(c, pl)
+			if err != nil {
+				return err
+			}
+			bake := c.Duration("for")
+			if bake <= 0 {
+				for _, a := range pl.Alarms {
+					bake = max(bake, a.EvaluationWindow())
+				}
+			}
+			if c.Duration("interval") <= 0 {
+				return badInput(errors.New("--interval must be positive"))
+			}
+			out := c.App.Writer
+			if format == "json" {
+				out = io.Discard
+			}
+			res, err := gate.WatchPhase(c.Context, gate.PhaseWatchOptions{
+				DSN: dsn, Dir: c.String("plan"), Phase: phase, Pipeline: pl,
+				Watch: gate.WatchOptions{Source: src, For: bake, Interval: c.Duration("interval"), Progress: c.App.ErrWriter},
+				Rollback: migrations.RollbackOptions{
+					DDL: ddlOptions(c), Runner: migrations.CurrentRunner(phasekitVersion()), Out: out, Log: slog.Default(),
+				},
+			})
+			if res != nil {
+				if format == "json" {
+					if err := writeJSON(c.App.Writer, res); err != nil {
+						return err
+					}
+				} else {
+					for _, a := range res.Breaches() {
+						fmt.Fprintln(c.App.Writer, a.Summary())
+					}
+					fmt.Fprintln(c.App.Writer, res.Message)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if res.Breached {
+				return cli.Exit(res.Message, exitGateClosed)
+			}
+			return nil
+		},
+	}
+}

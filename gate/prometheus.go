@@ -1,0 +1,86 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/phasekit/phasekit/pipeline"
+	"github.com/phasekit/phasekit/verify"
+)
+
+// maxPoints bounds the datapoints of one range query: Prometheus refuses
+// more than 11,000 per series.
+const maxPoints = 10000
+
+// Prometheus evaluates alarms with range queries on a Prometheus server's
+// HTTP API, one datapoint per alarm period.
+type Prometheus struct {
+	URL string
+	api v1.API
+}
+
+// NewPrometheus returns an AlarmSource for the Prometheus at url
+// ("http://127.0.0.1:9090"). It does not connect until Check.
+func NewPrometheus(url string) (*Prometheus, error) {
+	c, err := api.NewClient(api.Config{Address: url, Client: &http.Client{Timeout: 30 * time.Second}})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus %s: %w", verify.Redact(url), err)
+	}
+	return &Prometheus{URL: url, api: v1.NewAPI(c)}, nil
+}
+
+// Check runs each alarm's query over [from, to] at step = its period and
+// evaluates M of N on every series the query gives.
+func (p *Prometheus) Check(ctx context.Context, alarms []pipeline.Alarm, from, to time.Time) ([]AlarmResult, error) {
+	// Millisecond times: what Prometheus returns, so the grid matches it.
+	from, to = from.Truncate(time.Millisecond), to.Truncate(time.Millisecond)
+	out := make([]AlarmResult, 0, len(alarms))
+	for _, a := range alarms {
+		grid := Grid(a, from, to)
+		series := map[string]map[int64]float64{}
+		var order []string
+		for i := 0; i < len(grid); i += maxPoints {
+			end := grid[min(i+maxPoints, len(grid))-1]
+			val, _, _, err := p.api.QueryRange(ctx, a.Query, v1.Range{Start: grid[i], End: end, Step: a.Period})
+			if err != nil {
+				return nil, fmt.Errorf("alarm %s: query %s on %s: %w", a.Name, a.Query, verify.Redact(p.URL), err)
+			}
+			m, ok := val.(model.Matrix)
+			if !ok {
+				return nil, fmt.Errorf("alarm %s: query %s gives a %s, want one number per step", a.Name, a.Query, val.Type())
+			}
+			for _, s := range m {
+				name := s.Metric.String()
+				if series[name] == nil {
+					series[name] = map[int64]float64{}
+					order = append(order, name)
+				}
+				for _, v := range s.Values {
+					series[name][int64(v.Timestamp)] = float64(v.Value)
+				}
+			}
+		}
+		if len(order) == 0 {
+			out = append(out, Evaluate(a, grid, nil))
+			continue
+		}
+		var best AlarmResult
+		for i, name := range order {
+			r := Evaluate(a, grid, series[name])
+			if len(order) > 1 {
+				r.Series = name
+			}
+			if i == 0 || worse(r, best) {
+				best = r
+			}
+		}
+		out = append(out, best)
+	}
+	return out, nil
+}
