@@ -18,6 +18,7 @@ import (
 	"github.com/phasekit/phasekit/lint"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/report"
 	"github.com/phasekit/phasekit/schema"
 	"github.com/phasekit/phasekit/verify"
@@ -73,6 +74,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			purgeCommand(),
 			statusCommand(),
 			rollbackCommand(),
+			verifyCommand(),
+			zetaCommand(),
+			imageCommand(),
+			fleetCommand(),
+			reportCommand(),
+			gateCommand(),
+			recordCommand(),
+			watchCommand(),
 			{
 				Name:  "version",
 				Usage: "print phasekit's version",
@@ -180,11 +189,18 @@ func planCommand() *cli.Command {
 			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file with the current schema (loaded into a throwaway local cluster)"},
 			&cli.StringFlag{Name: "out", Usage: "write golang-migrate files, plan.json and PLAN.md into this directory"},
 			&cli.BoolFlag{Name: "no-archive", Usage: "contract drops columns and tables at once instead of archiving them for phasekit purge"},
+			&cli.StringFlag{Name: "pipeline", Usage: "pipeline.yaml: bind every phase to the deploy stages and waves (docs/pipeline.md)"},
 		},
 		Action: func(c *cli.Context) error {
 			ms, err := readMigrations(c.Args().Slice())
 			if err != nil {
 				return err
+			}
+			var pl *pipeline.Pipeline
+			if f := c.String("pipeline"); f != "" {
+				if pl, err = pipeline.Load(f); err != nil {
+					return badInput(err)
+				}
 			}
 			snap, err := snapshot(c.Context, c, true)
 			if err != nil {
@@ -193,6 +209,9 @@ func planCommand() *cli.Command {
 			p, err := phases.BuildWith(phases.Options{NoArchive: c.Bool("no-archive")}, snap, ms...)
 			if err != nil {
 				return err
+			}
+			if pl != nil {
+				p.Binding = pipeline.Bind(p, pl, c.String("pipeline"))
 			}
 			if out := c.String("out"); out != "" {
 				written, err := migrations.Write(out, p, func(p *phases.Plan) string {
@@ -282,11 +301,24 @@ func lintCommand() *cli.Command {
 
 func specSchemaCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "spec-schema",
-		Usage: "print the JSON Schema of the change spec format, for editors",
+		Name:      "spec-schema",
+		Usage:     "print the JSON Schema of the change spec (default) or of pipeline.yaml, for editors",
+		ArgsUsage: "[change|pipeline]",
 		Action: func(c *cli.Context) error {
-			_, err := c.App.Writer.Write(change.SpecJSONSchema())
-			return err
+			switch c.Args().First() {
+			case "", "change":
+				_, err := c.App.Writer.Write(change.SpecJSONSchema())
+				return err
+			case "pipeline":
+				b, err := pipeline.JSONSchema()
+				if err != nil {
+					return err
+				}
+				_, err = c.App.Writer.Write(b)
+				return err
+			default:
+				return badInput(fmt.Errorf("spec-schema %q: want change or pipeline", c.Args().First()))
+			}
 		},
 	}
 }
