@@ -16,6 +16,8 @@ setup:
 # minutes, then kept). Skipped with a notice without Docker or root, unless
 # CI=true.
 IMAGE ?= phasekit/postgres:15-bookworm
+# The docker sandbox uses this image when it is present (make image).
+export PHASEKIT_IMAGE ?= $(IMAGE)
 image: setup
 	@if docker image inspect $(IMAGE) >/dev/null 2>&1; then \
 	  echo "image: $(IMAGE) present"; \
@@ -43,9 +45,14 @@ lint:
 # under a pgbench workload (ROWS=10000000 as in docs/BENCHMARKS.md; a few
 # minutes; ROWS=1000000 for a quick look).
 ROWS ?= 10000000
+# SCALE: pgbench scale of the generated source the sandbox copy is timed on
+# (68 is about 1 GB).
+SCALE ?= 68
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./phases/ ./lint/
 	$(GO) run ./bench/backfill -rows $(ROWS)
+	$(GO) build -o bin/app ./examples/app
+	$(GO) run ./bench/sandbox -scale $(SCALE) -phasekit bin/phasekit -app bin/app
 
 demo: setup build
 	$(GO) build -o bin/app ./examples/app

@@ -36,6 +36,8 @@ const maxRatio = 0.8
 type config struct {
 	scale    int
 	jobs     int
+	phasekit string // with app: also time the demo verify
+	app      string
 	runs     int
 	datasets string
 }
@@ -50,6 +52,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	var cfg config
 	fs.IntVar(&cfg.scale, "scale", 68, "pgbench scale of the big source (68 is about 1 GB)")
 	fs.IntVar(&cfg.jobs, "jobs", 0, "CopyData's Jobs (0: one per CPU)")
+	fs.StringVar(&cfg.phasekit, "phasekit", "", "phasekit binary: also time the demo verify (with -app)")
+	fs.StringVar(&cfg.app, "app", "", "the sample app binary (go build ./examples/app)")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each method per dataset; the table shows the median")
 	fs.StringVar(&cfg.datasets, "datasets", "", "the shared datasets directory (default $PHASEKIT_DATASETS, else ../shared/datasets next to the module)")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +99,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printReport(stdout, cfg, rows)
+	if cfg.phasekit != "" && cfg.app != "" {
+		took, err := timeDemoVerify(cfg.phasekit, cfg.app, cfg.datasets, cfg.runs, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "sandbox:", err)
+			return 1
+		}
+		printVerify(stdout, took)
+	}
 	return 0
 }
 

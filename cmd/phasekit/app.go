@@ -122,7 +122,7 @@ func isInputError(err error) bool {
 	var pe *phases.PlanError
 	var le *verify.LoadError
 	var re *migrations.RefusedError
-	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect)
+	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect) || errors.Is(err, verify.ErrBadCopyOption)
 }
 
 var errBadInput = errors.New("bad input")

@@ -20,6 +20,8 @@ import (
 	_ "github.com/golang-migrate/migrate/v4/source/file"
 
 	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/verify"
 )
 
@@ -35,6 +37,8 @@ var (
 	bin      = envOr("PHASEKIT_BIN", "bin/phasekit")
 	out      = envOr("DEMO_OUT", "build/demo-plan")
 	app      = envOr("PHASEKIT_APP", "bin/app")
+
+	pipelineFile = "testdata/pipeline/pipeline.yaml"
 )
 
 func run() error {
@@ -42,12 +46,18 @@ func run() error {
 	if err := os.RemoveAll(out); err != nil {
 		return err
 	}
-	step("plan the rename on the shipped Chinook schema")
-	if err := phasekit("plan", "--schema", filepath.Join(datasets, "chinook/chinook-schema.sql"), "--out", out, "testdata/demo/rename_email.sql"); err != nil {
+	step("plan the rename on the shipped Chinook schema, bound to the deploy pipeline")
+	if err := phasekit("plan", "--schema", filepath.Join(datasets, "chinook/chinook-schema.sql"), "--pipeline", pipelineFile, "--out", out, "testdata/demo/rename_email.sql"); err != nil {
+		return err
+	}
+	if err := phasekit("plan", "--schema", filepath.Join(datasets, "chinook/chinook-schema.sql"), "--pipeline", pipelineFile, "testdata/demo/rename_email.sql"); err != nil {
 		return err
 	}
 	plan, err := migrations.ReadPlan(out)
 	if err != nil {
+		return err
+	}
+	if err := verifyStep(); err != nil {
 		return err
 	}
 	step("start a throwaway local PostgreSQL and restore chinook.dump into it twice")
@@ -71,8 +81,17 @@ func run() error {
 	}
 	defer conn.Close(ctx)
 	for _, ph := range plan.Phases {
+		args := []string{"--dsn", dsn, "apply", "--plan", out, "--phase", string(ph.Kind)}
+		if ph.Kind == phases.Contract {
+			prom, err := deployAndGate(ctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer prom.stop()
+			args = append(args, "--pipeline", pipelineFile, "--prometheus", prom.url)
+		}
 		step("phasekit apply --phase " + string(ph.Kind))
-		if err := phasekit("--dsn", dsn, "apply", "--plan", out, "--phase", string(ph.Kind)); err != nil {
+		if err := phasekit(args...); err != nil {
 			return err
 		}
 		var cols string
@@ -111,9 +130,6 @@ func run() error {
 		return err
 	}
 	fmt.Printf("   golang-migrate is at version %d of %d\n", v, len(migrations.Steps(plan)))
-	if err := verifyStep(); err != nil {
-		return err
-	}
 	step("phasekit report: the DBA review, with live table sizes, the pipeline and the verify result")
 	if err := phasekit("report", "--plan", out, "--dsn", dsn, "--verify", "build/verify.json",
 		"--pipeline", "testdata/pipeline/pipeline.yaml", "--format", "html", "--out", "build/report.html"); err != nil {
@@ -129,10 +145,11 @@ func run() error {
 // verifyStep runs the compatibility matrix and the zeta check of the plan
 // with the sample app's two versions on a fresh copy of chinook.dump.
 func verifyStep() error {
-	step("phasekit verify: v1 and v2 of the sample app at every phase boundary, and the naive migration")
+	step("phasekit verify: v1 and v2 of the sample app at every phase boundary on a copy of chinook.dump, the naive migration, the zeta check")
 	dump := filepath.Join(datasets, "chinook/chinook.dump")
 	t0 := time.Now()
-	err := phasekit("verify", "--plan", out, "--data", dump, "--provider", "local",
+	// No --provider: docker when its image is here, else the local cluster.
+	err := phasekit("verify", "--plan", out, "--data", dump,
 		"--old-app", app+" -version v1 check", "--new-app", app+" -version v2 check",
 		"--old-workload", "testdata/apps/chinook/v1.sql", "--new-workload", "testdata/apps/chinook/v2.sql",
 		"--shadow", "testdata/apps/chinook/shadow.yaml", "--mask", "customer.email=email",
@@ -162,4 +179,55 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// deployAndGate plays the release pipeline between backfill and contract:
+// v42 deploys to every stage and prod wave (recorded as it would be, hours
+// ago, so that the bakes are over), then the contract gate is asked, with a
+// real Prometheus for the pipeline's alarms.
+func deployAndGate(ctx context.Context, dsn string) (*promServer, error) {
+	pl, err := pipeline.Load(pipelineFile)
+	if err != nil {
+		return nil, err
+	}
+	step("record deploy: v42 through every stage and prod wave of " + pipelineFile)
+	at := time.Now().Add(-12 * time.Hour)
+	for _, st := range pl.Stages {
+		waves := []string{""}
+		if len(st.Waves) > 0 {
+			waves = nil
+			for _, w := range st.Waves {
+				waves = append(waves, w.Name)
+			}
+		}
+		for _, w := range waves {
+			args := []string{"--dsn", dsn, "record", "deploy", "--pipeline", pipelineFile, "--stage", st.Name, "--version", pl.New, "--at", at.UTC().Format(time.RFC3339)}
+			if w != "" {
+				args = append(args, "--wave", w)
+			}
+			if err := phasekitQuiet(args...); err != nil {
+				return nil, err
+			}
+			at = at.Add(time.Hour)
+		}
+	}
+	fmt.Printf("   recorded %s on every stage, the last prod wave %s ago\n", pl.New, time.Since(at.Add(-time.Hour)).Round(time.Minute))
+	prom, err := startPrometheus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	step("phasekit gate contract (Prometheus at " + prom.url + ")")
+	if err := phasekit("--dsn", dsn, "gate", "contract", "--plan", out, "--pipeline", pipelineFile, "--prometheus", prom.url); err != nil {
+		prom.stop()
+		return nil, err
+	}
+	return prom, nil
+}
+
+func phasekitQuiet(args ...string) error {
+	cmd := exec.Command(bin, args...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("phasekit %s: %w\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
 }
