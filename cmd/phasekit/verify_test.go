@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
 
@@ -109,5 +111,48 @@ func TestZetaCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "sandbox") && !strings.Contains(stderr, "local PostgreSQL") {
 		t.Logf("stderr:\n%s", stderr)
+	}
+}
+
+// A wrong password is bad input (exit 2) that changes nothing, and neither
+// password appears in the output. The test clusters trust every local
+// login; the docker sandbox's server checks passwords.
+func TestWrongPasswordExitsTwo(t *testing.T) {
+	image := verify.DefaultImage()
+	if why := verify.DockerUnusable(t.Context(), image); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("docker sandbox unusable in CI: %s", why)
+		}
+		t.Skipf("needs a server that checks passwords (the docker sandbox): %s", why)
+	}
+	d, err := verify.StartDocker(t.Context(), verify.DockerOptions{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	u, err := url.Parse(d.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, _ := u.User.Password()
+	u.User = url.UserPassword(u.User.Username(), "wrong-"+right)
+	plan := planRename(t)
+	for _, args := range [][]string{
+		{"--dsn", u.String(), "status"},
+		{"--dsn", u.String(), "apply", "--plan", plan, "--phase", "expand"},
+	} {
+		code, stdout, stderr := phasekit(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args[2:], code, stderr)
+		}
+		if strings.Contains(stdout+stderr, right) || !strings.Contains(stderr, "password authentication failed") {
+			t.Errorf("%v: want the server's reason without any password:\n%s%s", args[2:], stdout, stderr)
+		}
+	}
+	// Nothing was created on the server.
+	conn := pgtest.Conn(t, d.DSN("postgres"))
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'phasekit'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("phasekit schema count %d (err %v), want 0", n, err)
 	}
 }
