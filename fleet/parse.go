@@ -4,15 +4,13 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/phasekit/phasekit/change"
-	"github.com/phasekit/phasekit/schema"
+	"github.com/phasekit/phasekit/internal/yamlnode"
 	"github.com/phasekit/phasekit/verify"
 )
 
@@ -29,23 +27,20 @@ var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
 // Parse checks a fleet file and returns it. Every problem is a
 // *change.InputError naming the file, line and column.
 func Parse(file string, data []byte) (*Fleet, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(file, err)
-	}
-	if len(root.Content) == 0 {
-		return nil, &change.InputError{Pos: change.Pos{File: file, Line: 1, Col: 1}, Msg: "empty fleet file: expected a mapping with 'waves'"}
-	}
-	ps := &parser{file: file}
-	top, err := ps.mapping(root.Content[0], "the fleet", topKeys)
+	doc, err := yamlnode.Parse(file, data, "empty fleet file: expected a mapping with 'waves'")
 	if err != nil {
 		return nil, err
 	}
-	n, err := ps.required(top, "waves", "the fleet")
+	ps := &parser{yamlnode.Reader{File: file}}
+	top, err := ps.Mapping(doc, "the fleet", topKeys)
 	if err != nil {
 		return nil, err
 	}
-	items, err := ps.list(n, "waves")
+	n, err := ps.Required(top, "waves", "the fleet")
+	if err != nil {
+		return nil, err
+	}
+	items, err := ps.List(n, "waves")
 	if err != nil {
 		return nil, err
 	}
@@ -61,138 +56,42 @@ func Parse(file string, data []byte) (*Fleet, error) {
 	return f, nil
 }
 
-type parser struct{ file string }
-
-func (ps *parser) pos(n *yaml.Node) change.Pos {
-	return change.Pos{File: ps.file, Line: n.Line, Col: n.Column}
-}
-
-func (ps *parser) errf(n *yaml.Node, format string, args ...any) error {
-	return &change.InputError{Pos: ps.pos(n), Msg: fmt.Sprintf(format, args...)}
-}
-
-// mapping is a YAML mapping whose keys were checked.
-type mapping struct {
-	node *yaml.Node
-	vals map[string]*yaml.Node
-}
-
-// get returns the value of key, nil when it is absent or null.
-func (m *mapping) get(key string) *yaml.Node {
-	n := m.vals[key]
-	if n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
-		return nil
-	}
-	return n
-}
-
-// mapping checks that n is a mapping with only known keys, each once.
-func (ps *parser) mapping(n *yaml.Node, what string, known []string) (*mapping, error) {
-	n = deref(n)
-	if n.Kind != yaml.MappingNode {
-		return nil, ps.errf(n, "%s must be a mapping of %s", what, strings.Join(known, ", "))
-	}
-	m := &mapping{node: n, vals: map[string]*yaml.Node{}}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if !slices.Contains(known, k.Value) {
-			hint := ""
-			if s := schema.Suggest(k.Value, known); s != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			return nil, ps.errf(k, "unknown field %q in %s%s; known: %s", k.Value, what, hint, strings.Join(known, ", "))
-		}
-		if _, dup := m.vals[k.Value]; dup {
-			return nil, ps.errf(k, "%q appears twice in %s", k.Value, what)
-		}
-		m.vals[k.Value] = deref(n.Content[i+1])
-	}
-	return m, nil
-}
-
-// required returns the value of a key that must be there.
-func (ps *parser) required(m *mapping, key, what string) (*yaml.Node, error) {
-	if n, ok := m.vals[key]; ok && m.get(key) == nil {
-		return nil, ps.errf(n, "%s has no value", key)
-	}
-	n := m.get(key)
-	if n == nil {
-		return nil, ps.errf(m.node, "%s needs %q", what, key)
-	}
-	return n, nil
-}
-
-func (ps *parser) str(n *yaml.Node, key string) (string, error) {
-	if n.Kind != yaml.ScalarNode {
-		return "", ps.errf(n, "%s must be a string", key)
-	}
-	if strings.TrimSpace(n.Value) == "" {
-		return "", ps.errf(n, "%s must not be empty", key)
-	}
-	return n.Value, nil
-}
+type parser struct{ yamlnode.Reader }
 
 // name reads a wave or target name: it is printed in every line about the
 // wave or target, so it may not hold spaces or control characters.
 func (ps *parser) name(n *yaml.Node, key string) (string, error) {
-	s, err := ps.str(n, key)
+	s, err := ps.Str(n, key)
 	if err != nil {
 		return "", err
 	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return "", ps.errf(n, "%s %q may not hold spaces or control characters", key, s)
+			return "", ps.Errf(n, "%s %q may not hold spaces or control characters", key, s)
 		}
 	}
 	return s, nil
 }
 
-func (ps *parser) list(n *yaml.Node, key string) ([]*yaml.Node, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, ps.errf(n, "%s must be a list", key)
-	}
-	if len(n.Content) == 0 {
-		return nil, ps.errf(n, "%s must not be empty", key)
-	}
-	out := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		out[i] = deref(c)
-	}
-	return out, nil
-}
-
-func (ps *parser) whole(n *yaml.Node, key string, min int) (int, error) {
-	var i int
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
-		return 0, ps.errf(n, "%s must be a whole number", key)
-	}
-	if i < min {
-		return 0, ps.errf(n, "%s must be at least %d, not %d", key, min, i)
-	}
-	return i, nil
-}
-
+// duration reads a bake; 0 is no wait.
 func (ps *parser) duration(n *yaml.Node, key string) (time.Duration, error) {
-	if n.Kind != yaml.ScalarNode {
-		return 0, ps.errf(n, "%s must be a duration such as 10m, 2h or 1h30m", key)
-	}
-	d, err := time.ParseDuration(n.Value)
+	d, err := ps.Duration(n, key, "10m, 2h or 1h30m")
 	if err != nil {
-		return 0, ps.errf(n, "%s %q is not a duration: write it as 10m, 2h or 1h30m", key, n.Value)
+		return 0, err
 	}
 	if d < 0 {
-		return 0, ps.errf(n, "%s must not be negative, not %s", key, n.Value)
+		return 0, ps.Errf(n, "%s must not be negative, not %s", key, n.Value)
 	}
 	return d, nil
 }
 
 func (ps *parser) wave(item *yaml.Node, names, targets, envs map[string]*yaml.Node) (Wave, error) {
-	m, err := ps.mapping(item, "a wave", waveKeys)
+	m, err := ps.Mapping(item, "a wave", waveKeys)
 	if err != nil {
 		return Wave{}, err
 	}
-	w := Wave{Pos: ps.pos(m.node), MaxParallel: 1}
-	n, err := ps.required(m, "name", "a wave")
+	w := Wave{Pos: ps.Pos(m.Node), MaxParallel: 1}
+	n, err := ps.Required(m, "name", "a wave")
 	if err != nil {
 		return w, err
 	}
@@ -200,30 +99,30 @@ func (ps *parser) wave(item *yaml.Node, names, targets, envs map[string]*yaml.No
 		return w, err
 	}
 	if first, dup := names[w.Name]; dup {
-		return w, ps.errf(n, "wave name %q is used twice (first at %s)", w.Name, ps.pos(first))
+		return w, ps.Errf(n, "wave name %q is used twice (first at %s)", w.Name, ps.Pos(first))
 	}
 	names[w.Name] = n
 	what := "wave " + w.Name
-	if n := m.get("max_parallel"); n != nil {
-		if w.MaxParallel, err = ps.whole(n, "max_parallel", 1); err != nil {
+	if n := m.Get("max_parallel"); n != nil {
+		if w.MaxParallel, err = ps.Whole(n, "max_parallel", 1); err != nil {
 			return w, err
 		}
 	}
-	budget := m.get("max_failures")
+	budget := m.Get("max_failures")
 	if budget != nil {
-		if w.MaxFailures, err = ps.whole(budget, "max_failures", 0); err != nil {
+		if w.MaxFailures, err = ps.Whole(budget, "max_failures", 0); err != nil {
 			return w, err
 		}
 	}
-	if n := m.get("bake"); n != nil {
+	if n := m.Get("bake"); n != nil {
 		if w.Bake, err = ps.duration(n, "bake"); err != nil {
 			return w, err
 		}
 	}
-	if n, err = ps.required(m, "targets", what); err != nil {
+	if n, err = ps.Required(m, "targets", what); err != nil {
 		return w, err
 	}
-	items, err := ps.list(n, "targets")
+	items, err := ps.List(n, "targets")
 	if err != nil {
 		return w, err
 	}
@@ -235,19 +134,19 @@ func (ps *parser) wave(item *yaml.Node, names, targets, envs map[string]*yaml.No
 		w.Targets = append(w.Targets, t)
 	}
 	if budget != nil && w.MaxFailures >= len(w.Targets) {
-		return w, ps.errf(budget, "max_failures %d of wave %s lets all its %d target(s) fail: the wave could never stop the rollout; at most %d", w.MaxFailures, w.Name, len(w.Targets), len(w.Targets)-1)
+		return w, ps.Errf(budget, "max_failures %d of wave %s lets all its %d target(s) fail: the wave could never stop the rollout; at most %d", w.MaxFailures, w.Name, len(w.Targets), len(w.Targets)-1)
 	}
 	return w, nil
 }
 
 func (ps *parser) target(item *yaml.Node, wave string, names, envs map[string]*yaml.Node) (Target, error) {
 	what := "a target of " + wave
-	m, err := ps.mapping(item, what, targetKeys)
+	m, err := ps.Mapping(item, what, targetKeys)
 	if err != nil {
 		return Target{}, err
 	}
-	t := Target{Pos: ps.pos(m.node)}
-	n, err := ps.required(m, "name", what)
+	t := Target{Pos: ps.Pos(m.Node)}
+	n, err := ps.Required(m, "name", what)
 	if err != nil {
 		return t, err
 	}
@@ -255,19 +154,19 @@ func (ps *parser) target(item *yaml.Node, wave string, names, envs map[string]*y
 		return t, err
 	}
 	if first, dup := names[t.Name]; dup {
-		return t, ps.errf(n, "target name %q is used twice (first at %s): each target is one database, rolled out once", t.Name, ps.pos(first))
+		return t, ps.Errf(n, "target name %q is used twice (first at %s): each target is one database, rolled out once", t.Name, ps.Pos(first))
 	}
 	names[t.Name] = n
-	d, err := ps.required(m, "dsn", "target "+t.Name)
+	d, err := ps.Required(m, "dsn", "target "+t.Name)
 	if err != nil {
 		return t, err
 	}
 	if t.Env, err = ps.dsn(d, t.Name); err != nil {
 		return t, err
 	}
-	t.EnvPos = ps.pos(d)
+	t.EnvPos = ps.Pos(d)
 	if first, dup := envs[t.Env]; dup {
-		return t, ps.errf(d, "target %s reads its DSN from ${%s} like the target at %s: one database would be two targets", t.Name, t.Env, ps.pos(first))
+		return t, ps.Errf(d, "target %s reads its DSN from ${%s} like the target at %s: one database would be two targets", t.Name, t.Env, ps.Pos(first))
 	}
 	envs[t.Env] = d
 	return t, nil
@@ -278,7 +177,7 @@ func (ps *parser) target(item *yaml.Node, wave string, names, envs map[string]*y
 // it would be in every copy and in version control. It returns the name.
 func (ps *parser) dsn(n *yaml.Node, target string) (string, error) {
 	if n.Kind != yaml.ScalarNode {
-		return "", ps.errf(n, "dsn of target %s must be a string: an environment variable reference such as \"${%s}\"", target, suggestEnv(target))
+		return "", ps.Errf(n, "dsn of target %s must be a string: an environment variable reference such as \"${%s}\"", target, suggestEnv(target))
 	}
 	v := strings.TrimSpace(n.Value)
 	if m := envRef.FindStringSubmatch(v); m != nil {
@@ -287,12 +186,12 @@ func (ps *parser) dsn(n *yaml.Node, target string) (string, error) {
 	want := fmt.Sprintf("write dsn: \"${%s}\" and put the DSN in that environment variable", suggestEnv(target))
 	if hasPassword(v) {
 		// The value is not echoed: it holds a secret.
-		return "", ps.errf(n, "dsn of target %s holds a plaintext password: a fleet file must never hold one; %s (and change that password: it has been written down)", target, want)
+		return "", ps.Errf(n, "dsn of target %s holds a plaintext password: a fleet file must never hold one; %s (and change that password: it has been written down)", target, want)
 	}
 	if strings.Contains(v, "$") {
-		return "", ps.errf(n, "dsn of target %s is %q: it must be exactly one environment variable reference ${NAME}, not a template or $NAME; %s", target, verify.Redact(v), want)
+		return "", ps.Errf(n, "dsn of target %s is %q: it must be exactly one environment variable reference ${NAME}, not a template or $NAME; %s", target, verify.Redact(v), want)
 	}
-	return "", ps.errf(n, "dsn of target %s is a literal DSN %q: a fleet file names DSNs only by environment variable reference, so that no connection secret lives in it; %s", target, verify.Redact(v), want)
+	return "", ps.Errf(n, "dsn of target %s is a literal DSN %q: a fleet file names DSNs only by environment variable reference, so that no connection secret lives in it; %s", target, verify.Redact(v), want)
 }
 
 // hasPassword reports whether a DSN, URL or key=value, carries a password.
@@ -331,24 +230,4 @@ func suggestEnv(target string) string {
 		}
 	}
 	return "SHARD_" + b.String() + "_DSN"
-}
-
-// deref follows a YAML alias to the node it names.
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// yamlError turns a yaml.v3 error ("yaml: line 3: ...") into an InputError.
-func yamlError(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
-	var n int
-	if _, scanErr := fmt.Sscanf(msg, "line %d:", &n); scanErr == nil {
-		line = n
-		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
-	}
-	return &change.InputError{Pos: change.Pos{File: file, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
 }

@@ -1,50 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/fleet"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
-
-// fleetCLI runs phasekit with the fleet command and maps errors to exit
-// codes as run does. (Until app.go lists fleetCommand; then phasekit() does.)
-func fleetCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	app := &cli.App{
-		Name: "phasekit", Writer: &out, ErrWriter: &errb,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dsn", EnvVars: []string{"DATABASE_URL"}},
-			&cli.StringFlag{Name: "format", Value: "text"},
-			&cli.StringFlag{Name: "log-level", Value: "info"},
-		},
-		Commands:       []*cli.Command{fleetCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"phasekit"}, args...))
-	var held *migrations.LockHeldError
-	switch {
-	case err == nil:
-		return exitOK, out.String(), errb.String()
-	case errors.As(err, &held):
-		code = exitLockHeld
-	case isInputError(err) || strings.Contains(err.Error(), "Required flag"):
-		code = exitBadInput
-	default:
-		code = exitFindings
-	}
-	errb.WriteString("phasekit: " + err.Error() + "\n")
-	return code, out.String(), errb.String()
-}
 
 func TestFleetCommands(t *testing.T) {
 	a, b := pgtest.NewDB(t, "chinook"), pgtest.NewDB(t, "chinook")
@@ -66,7 +31,7 @@ func TestFleetCommands(t *testing.T) {
 `)
 
 	// Contract before the backfill: refused on the canary, over budget.
-	code, stdout, stderr := fleetCLI(t, "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "contract", "--no-bake")
+	code, stdout, stderr := phasekit(t, "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "contract", "--no-bake")
 	if code != exitFindings || !strings.Contains(stderr, "wave one-box failed on 1 target(s)") || !strings.Contains(stderr, "a: phase contract cannot run before expand is done") {
 		t.Fatalf("contract first: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -74,7 +39,7 @@ func TestFleetCommands(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 
-	code, stdout, stderr = fleetCLI(t, "--format", "json", "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "expand", "--no-bake")
+	code, stdout, stderr = phasekit(t, "--format", "json", "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "expand", "--no-bake")
 	if code != exitOK {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -91,20 +56,20 @@ func TestFleetCommands(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr = fleetCLI(t, "fleet", "status", "--fleet", file, "--plan", dir)
+	code, stdout, stderr = phasekit(t, "fleet", "status", "--fleet", file, "--plan", dir)
 	if code != exitOK || !strings.Contains(stdout, "one-box  a       done    pending     pending   pending") || !strings.Contains(stdout, "expand: 2 done") {
 		t.Errorf("status: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// An unset variable does not stop fleet status: the target is shown.
 	t.Setenv("SHARD_B_DSN", "")
-	code, stdout, stderr = fleetCLI(t, "--format", "json", "fleet", "status", "--fleet", file, "--plan", dir)
+	code, stdout, stderr = phasekit(t, "--format", "json", "fleet", "status", "--fleet", file, "--plan", dir)
 	var st fleet.StatusReport
 	if code != exitOK || json.Unmarshal([]byte(stdout), &st) != nil || len(st.Targets) != 2 || !st.Targets[0].Reachable || st.Targets[1].Reachable ||
 		!strings.Contains(st.Targets[1].Error, "SHARD_B_DSN is not set") || st.Targets[0].Phases[0].State != "done" {
 		t.Errorf("status json: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// fleet apply refuses it before starting anything.
-	code, _, stderr = fleetCLI(t, "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "dual-write")
+	code, _, stderr = phasekit(t, "fleet", "apply", "--fleet", file, "--plan", dir, "--phase", "dual-write")
 	if code != exitBadInput || !strings.Contains(stderr, file+":8:24: environment variable SHARD_B_DSN (target b) is empty") {
 		t.Errorf("unset variable: exit %d\n%s", code, stderr)
 	}
@@ -150,7 +115,7 @@ func TestFleetBadInputExitsTwo(t *testing.T) {
 		{"no --fleet", []string{"fleet", "status", "--plan", dir}, `Required flag "fleet"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := fleetCLI(t, tc.args...)
+			code, _, stderr := phasekit(t, tc.args...)
 			if code != exitBadInput || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, stderr)
 			}

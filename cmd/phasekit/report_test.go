@@ -1,37 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
-
-// reportCLI runs phasekit's report command with the global flags it reads,
-// as run does once the command is in its list.
-func reportCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	app := &cli.App{
-		Name: "phasekit", Writer: &out, ErrWriter: &errb,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dsn", EnvVars: []string{"DATABASE_URL"}},
-			&cli.StringFlag{Name: "format", Value: "text"},
-		},
-		Commands:       []*cli.Command{reportCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err = app.Run(append([]string{"phasekit"}, args...))
-	return out.String(), errb.String(), err
-}
 
 // The Chinook demo's plan and verify result, kept by the report package's
 // tests, and the shipped pipeline.
@@ -43,9 +22,9 @@ var (
 
 func TestReportMarkdownToStdout(t *testing.T) {
 	t.Parallel()
-	stdout, stderr, err := reportCLI(t, "report", "--plan", demoPlan, "--pipeline", demoPipeline, "--verify", demoVerify, "--format", "markdown")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	code, stdout, stderr := phasekit(t, "report", "--plan", demoPlan, "--pipeline", demoPipeline, "--verify", demoVerify, "--format", "markdown")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	for _, want := range []string{"## phasekit review: Rename public.customer.email to email_address", "N (v41) → N (v41)", "✅ verify passed", "<details><summary><b>Phase 4: contract</b>", "- [ ] "} {
 		if !strings.Contains(stdout, want) {
@@ -58,9 +37,9 @@ func TestReportHTMLFile(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "sub", "report.html")
 	// --format from the extension; the global --dsn is not given.
-	stdout, stderr, err := reportCLI(t, "report", "--plan", demoPlan, "--pipeline", demoPipeline, "--out", out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	code, stdout, stderr := phasekit(t, "report", "--plan", demoPlan, "--pipeline", demoPipeline, "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if want := "wrote the html report to " + out; !strings.Contains(stdout, want) {
 		t.Errorf("stdout %q, want %q", stdout, want)
@@ -102,18 +81,12 @@ func TestReportBadInput(t *testing.T) {
 		{"unreachable dsn", []string{"report", "--plan", demoPlan, "--dsn", "postgres://nobody:secret@127.0.0.1:1/x", "--format", "html"}, "cannot connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := reportCLI(t, tc.args...)
-			if err == nil {
-				t.Fatal("no error")
+			code, _, stderr := phasekit(t, tc.args...)
+			if code != exitBadInput || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, stderr)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want it to mention %q", err, tc.want)
-			}
-			if !isInputError(err) {
-				t.Errorf("error %q is not bad input (exit 2)", err)
-			}
-			if strings.Contains(err.Error(), "secret") {
-				t.Errorf("error shows the password: %q", err)
+			if strings.Contains(stderr, "secret") {
+				t.Errorf("stderr shows the password:\n%s", stderr)
 			}
 		})
 	}
@@ -124,9 +97,9 @@ func TestReportBadInput(t *testing.T) {
 func TestReportLiveCatalogue(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDB(t, "chinook")
-	stdout, stderr, err := reportCLI(t, "--dsn", dsn, "report", "--plan", demoPlan, "--calibrate", "--calibrate-rows", "5000", "--format", "markdown")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	code, stdout, stderr := phasekit(t, "--dsn", dsn, "report", "--plan", demoPlan, "--calibrate", "--calibrate-rows", "5000", "--format", "markdown")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	for _, want := range []string{"`public.customer` 59 rows", "measured by --calibrate on"} {
 		if !strings.Contains(stdout, want) {
@@ -144,9 +117,9 @@ func TestReportAppliedPlan(t *testing.T) {
 	if _, err := migrations.Apply(t.Context(), dsn, demoPlan, migrations.ApplyOptions{Until: phases.Backfill, Out: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, err := reportCLI(t, "report", "--plan", demoPlan, "--dsn", dsn, "--format", "markdown")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	code, stdout, stderr := phasekit(t, "report", "--plan", demoPlan, "--dsn", dsn, "--format", "markdown")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if want := "applied on the live database: expand done, dual-write done, backfill done"; !strings.Contains(stdout, want) {
 		t.Errorf("stdout lacks %q:\n%s", want, stdout)
