@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -90,7 +89,7 @@ func reportCommand() *cli.Command {
 			if out == "" {
 				return write(c.App.Writer)
 			}
-			if err := writeReportFile(out, write); err != nil {
+			if err := writeOutput(out, write); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "wrote the %s report to %s\n", format, out)
@@ -148,19 +147,4 @@ func readVerifyResult(file string) (*compat.Result, error) {
 		return nil, fmt.Errorf("--verify %s: not a phasekit verify result: %w", file, err)
 	}
 	return r, nil
-}
-
-func writeReportFile(path string, write func(io.Writer) error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -287,11 +287,10 @@ func runMatrix(c *cli.Context, opts compat.Options) error {
 	return nil
 }
 
+// writeOutput creates path (and its directory) and writes it with write.
 func writeOutput(path string, write func(io.Writer) error) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -299,7 +298,7 @@ func writeOutput(path string, write func(io.Writer) error) error {
 	}
 	if err := write(f); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
 }
