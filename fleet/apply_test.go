@@ -273,12 +273,13 @@ func targetStates(rep *fleet.Report) string {
 	return strings.Join(out, " ")
 }
 
-// TestRolloutAllWaves rolls the rename's expand out over five Chinook
+// TestRolloutAllWaves rolls the rename's expand out over six Chinook
 // copies in three waves, then again (everything skipped), then dual-write.
+// The last wave has three targets for two at a time.
 func TestRolloutAllWaves(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	names := []string{"eu1-canary", "eu1-a", "eu1-b", "us1-a", "us1-b"}
+	names := []string{"eu1-canary", "eu1-a", "eu1-b", "us1-a", "us1-b", "us1-c"}
 	s := newShards(t, names...)
 	before := columns(t, s.dsn["eu1-a"])
 	dir, plan := planDir(t, s.dsn["eu1-canary"], rename)
@@ -303,8 +304,8 @@ func TestRolloutAllWaves(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	t.Logf("expand on 5 targets in 3 waves: %s", took.Round(time.Millisecond))
-	if rep.Outcome != fleet.OutcomeDone || targetStates(rep) != "eu1-canary=applied eu1-a=applied eu1-b=applied us1-a=applied us1-b=applied" {
+	t.Logf("expand on 6 targets in 3 waves: %s", took.Round(time.Millisecond))
+	if rep.Outcome != fleet.OutcomeDone || targetStates(rep) != "eu1-canary=applied eu1-a=applied eu1-b=applied us1-a=applied us1-b=applied us1-c=applied" {
 		t.Fatalf("outcome %s: %s\n%s", rep.Outcome, targetStates(rep), out.String())
 	}
 	for _, n := range names {
@@ -329,7 +330,8 @@ func TestRolloutAllWaves(t *testing.T) {
 		"wave eu: 2 applied",
 		"wave us: baking 30m, checking the alarm every 5m",
 		"wave us: baked 30m, alarm checked 7 time(s), not breached",
-		"phase expand done on 5 target(s)",
+		"wave us: 3 applied",
+		"phase expand done on 6 target(s)",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, out.String())
@@ -348,7 +350,7 @@ func TestRolloutAllWaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := targetStates(rep); strings.Count(got, "=already done") != 5 {
+	if got := targetStates(rep); strings.Count(got, "=already done") != 6 {
 		t.Errorf("rerun: %s", got)
 	}
 	if !strings.Contains(out2.String(), "of the 10m bake left") || clock2.total() >= 70*time.Minute || clock2.total() < 65*time.Minute {
@@ -360,7 +362,7 @@ func TestRolloutAllWaves(t *testing.T) {
 
 	// The next phase, all at once, bakes skipped.
 	opts = options(phases.DualWrite, newClock(), &syncBuffer{}, nil)
-	opts.NoBake, opts.MaxParallel = true, 5
+	opts.NoBake, opts.MaxParallel = true, 6
 	if rep, err = fleet.Apply(ctx, f, dir, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +371,7 @@ func TestRolloutAllWaves(t *testing.T) {
 			t.Errorf("%s after dual-write: %s", n, got)
 		}
 	}
-	if rep.Waves[0].Baked != "" || rep.Waves[1].MaxParallel != 5 {
+	if rep.Waves[0].Baked != "" || rep.Waves[1].MaxParallel != 6 {
 		t.Errorf("--no-bake / --max-parallel not applied: %+v", rep.Waves[1])
 	}
 }

@@ -4,7 +4,8 @@
 // connected and no statement still uses the old column or table
 // (pg_stat_activity, pg_stat_statements), and every backfill verified. Each
 // check carries its evidence. The package also watches alarms during a
-// phase's bake and rolls the phase back when one breaches (Watch).
+// phase's bake and rolls the phase back when one breaches (Watch), and
+// answers the gate over HTTP (NewHandler, Serve).
 //
 // It reads the database and Prometheus; it changes the database only to roll
 // back a phase (through migrations.Rollback) or to record an override.

@@ -183,7 +183,7 @@ func gateCommand() *cli.Command {
 				}
 				return gateExit(res.Verdict, "")
 			},
-		}},
+		}, gateServeCommand()},
 	}
 }
 
