@@ -515,21 +515,8 @@ func backfillKey(c change.Change, t *schema.Table) ([]string, error) {
 	if pk := t.PrimaryKeyColumns(); len(pk) > 0 {
 		return pk, nil
 	}
-	for _, ix := range t.Indexes {
-		if !ix.Unique || !ix.Valid || len(ix.Columns) == 0 {
-			continue
-		}
-		ok := true
-		for _, name := range ix.Columns {
-			col, found := t.Column(name)
-			if name == "" || !found || !col.NotNull {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return ix.Columns, nil
-		}
+	if key := t.UniqueNotNullKey(); key != nil {
+		return key, nil
 	}
 	return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s has neither a primary key nor a unique index over NOT NULL columns: a backfill cannot walk it in batches; add a primary key first", t.QName())}
 }

@@ -327,7 +327,7 @@ func (b *builder) tables() {
 				ti.Rows, ti.Bytes, ti.RowsSource = b.liveRows(t)
 				ti.PrimaryKey = t.PrimaryKeyColumns()
 				if len(ti.PrimaryKey) == 0 {
-					ti.UniqueKey = uniqueNotNullKey(t)
+					ti.UniqueKey = t.UniqueNotNullKey()
 				}
 				for _, tr := range t.Triggers {
 					if !strings.HasPrefix(tr.Name, "zz_phasekit") {
@@ -378,25 +378,6 @@ func (b *builder) liveRows(t *schema.Table) (rows, bytes int64, source string) {
 		return n, t.SizeBytes, "pg_stat_user_tables.n_live_tup (never analysed)"
 	}
 	return -1, t.SizeBytes, "never analysed"
-}
-
-func uniqueNotNullKey(t *schema.Table) []string {
-	for _, ix := range t.Indexes {
-		if !ix.Unique || !ix.Valid || len(ix.Columns) == 0 {
-			continue
-		}
-		ok := true
-		for _, name := range ix.Columns {
-			col, found := t.Column(name)
-			if name == "" || !found || !col.NotNull {
-				ok = false
-			}
-		}
-		if ok {
-			return ix.Columns
-		}
-	}
-	return nil
 }
 
 // changedColumns maps each table to the columns the changes rename, retype,

@@ -171,6 +171,29 @@ func (t *Table) PrimaryKeyColumns() []string {
 	return nil
 }
 
+// UniqueNotNullKey returns the columns of the first valid unique index whose
+// columns are all NOT NULL (no expression columns): a key a backfill can
+// walk when the table has no primary key. nil when there is none.
+func (t *Table) UniqueNotNullKey() []string {
+	for _, ix := range t.Indexes {
+		if !ix.Unique || !ix.Valid || len(ix.Columns) == 0 {
+			continue
+		}
+		ok := true
+		for _, name := range ix.Columns {
+			col, found := t.Column(name)
+			if name == "" || !found || !col.NotNull {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return ix.Columns
+		}
+	}
+	return nil
+}
+
 // ColumnNames lists the table's column names in order.
 func (t *Table) ColumnNames() []string {
 	out := make([]string, len(t.Columns))
