@@ -138,7 +138,7 @@ type BackfillResult struct {
 }
 
 // DefaultBatchTarget is how long a backfill batch aims to take.
-const DefaultBatchTarget = 20 * time.Millisecond
+const DefaultBatchTarget = 5 * time.Millisecond
 
 const (
 	backfillPlainEvery   = 5 * time.Second
@@ -148,9 +148,12 @@ const (
 func (o BackfillOptions) withDefaults() BackfillOptions {
 	if o.TargetBatch <= 0 {
 		// A batch holds its rows' locks until it commits: an app write to
-		// one of them waits up to this long. 20 ms keeps that well inside a
-		// 100 ms lock_timeout and, measured by bench/backfill on 10M rows,
-		// still backfills at over 60% of a single UPDATE's rate.
+		// one of them waits up to this long. And every app commit made while
+		// a batch runs must flush the WAL the batch has written so far:
+		// bench/backfill on 10M rows measured an app p99 of 19-65 ms with
+		// 5 ms batches against 133-156 ms with 20 ms ones, at the same
+		// rows/s (docs/BENCHMARKS.md). Below about 2 ms the per-batch round
+		// trips and commit flush start to cost throughput.
 		o.TargetBatch = DefaultBatchTarget
 	}
 	if o.MinBatch <= 0 {
