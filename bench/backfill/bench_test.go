@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +84,19 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
+	p99 := func(ms int) outcome {
+		return outcome{app: appStats{Tx: 100, P99: time.Duration(ms) * time.Millisecond}}
+	}
+	pk := func(ms int, took time.Duration) outcome {
+		o := p99(ms)
+		o.rows, o.took = 1000, took
+		return o
+	}
 	r := &results{
-		baseline: outcome{app: appStats{Tx: 100, P99: 10 * time.Millisecond}},
+		// Medians: baseline 10 ms, phasekit 12 ms at 500 rows/s.
+		baseline: []outcome{p99(9), p99(50), p99(10)},
 		naive:    outcome{rows: 1000, took: time.Second},
-		phasekit: outcome{rows: 1000, took: 2 * time.Second, app: appStats{Tx: 100, P99: 12 * time.Millisecond}},
+		phasekit: []outcome{pk(12, 2*time.Second), pk(400, 2*time.Second), pk(11, 4*time.Second)},
 	}
 	got := targets(r)
 	if len(got) != 3 || got[0].pass || !got[1].pass || !got[2].pass {
@@ -93,10 +105,30 @@ func TestTargets(t *testing.T) {
 	if !strings.HasPrefix(got[0].measured, "50%") {
 		t.Errorf("share: %q", got[0].measured)
 	}
-	r.phasekit.app.P99 = 12*time.Millisecond + time.Microsecond
-	r.phasekit.app.Failed = 1
+	r.phasekit[2].app.P99 = 12*time.Millisecond + time.Microsecond
+	r.phasekit[1].app.P99 = 13 * time.Millisecond
+	r.phasekit[0].app.Failed = 1
 	if got := targets(r); got[1].pass || got[2].pass {
-		t.Errorf("p99 just over the limit and a failure must fail: %+v", got)
+		t.Errorf("a median p99 just over the limit and a failure in any run must fail: %+v", got)
+	}
+}
+
+func TestMedianOf(t *testing.T) {
+	runs := []outcome{
+		{rows: 100, took: time.Second, window: time.Second, wal: 30, app: appStats{Tx: 5, P99: 3, Failed: 1}},
+		{rows: 300, took: time.Second, window: time.Second, wal: 10, app: appStats{Tx: 9, P99: 1}},
+		{rows: 200, took: time.Second, window: time.Second, wal: 20, app: appStats{Tx: 7, P99: 2, Failed: 2}},
+	}
+	m := medianOf(runs)
+	if m.rate != 200 || m.walRate != 20 || m.p99 != 2 || m.tx != 7 || m.failed != 3 {
+		t.Errorf("got %+v", m)
+	}
+	// An even count takes the lower middle.
+	if m := medianOf(runs[:2]); m.rate != 100 || m.p99 != 1 {
+		t.Errorf("two runs: got %+v", m)
+	}
+	if m := medianOf(nil); m != (medians{}) {
+		t.Errorf("no runs: got %+v", m)
 	}
 }
 
@@ -105,5 +137,32 @@ func TestThousands(t *testing.T) {
 		if got := thousands(in); got != want {
 			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestWriteLikeWAL(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "wal.dat")
+	// 1 MB/s in 10 ms periods for 200 ms: 20 chunks of 10,000 bytes.
+	n, err := writeLikeWAL(context.Background(), file, 1e6, 10*time.Millisecond, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 200_000 {
+		t.Errorf("wrote %d bytes, want 200000", n)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != n {
+		t.Errorf("file holds %d bytes, want %d", fi.Size(), n)
+	}
+	if _, err := writeLikeWAL(context.Background(), file, 0, time.Millisecond, time.Second); err == nil {
+		t.Error("a zero rate must be refused")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := writeLikeWAL(ctx, file, 1e6, 10*time.Millisecond, time.Second); err == nil {
+		t.Error("a cancelled context must stop the writer")
 	}
 }

@@ -2,7 +2,7 @@
 // single UPDATE and the ALTER TYPE table rewrite, on one throwaway PostgreSQL
 // 15 cluster, while pgbench plays the application:
 //
-//	go run ./bench/backfill [-rows 10000000] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 20ms]
+//	go run ./bench/backfill [-rows 10000000] [-reps 3] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 5ms]
 //
 // It prints one table to stdout; progress goes to stderr.
 package main
@@ -21,6 +21,7 @@ import (
 // config is what the flags set.
 type config struct {
 	rows     int64
+	reps     int
 	clients  int
 	duration time.Duration
 	rate     float64
@@ -37,6 +38,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg config
 	fs.Int64Var(&cfg.rows, "rows", 10_000_000, "rows in the table big")
+	fs.IntVar(&cfg.reps, "reps", 3, "runs of the baseline, the phasekit backfill and the I/O control, interleaved; the targets use their medians")
 	fs.IntVar(&cfg.clients, "clients", 4, "pgbench clients playing the application")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "length of the baseline pgbench run (migration runs last as long as the migration)")
 	fs.Float64Var(&cfg.rate, "rate", 400, "application load in transactions per second over all clients (pgbench -R); 0 runs pgbench flat out")
@@ -50,6 +52,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case cfg.rows < 1000:
 		fmt.Fprintln(stderr, "backfill: -rows must be at least 1000")
+		return 2
+	case cfg.reps < 1:
+		fmt.Fprintln(stderr, "backfill: -reps must be at least 1")
 		return 2
 	case cfg.clients < 1:
 		fmt.Fprintln(stderr, "backfill: -clients must be at least 1")

@@ -55,6 +55,16 @@ type outcome struct {
 	// window is how long the app was measured: the whole migration.
 	window time.Duration
 	app    appStats
+	// wal is the WAL the cluster wrote over the window (pg_stat_wal).
+	wal int64
+}
+
+// walRate is the cluster's WAL written per second over the window.
+func (o outcome) walRate() float64 {
+	if o.window <= 0 {
+		return 0
+	}
+	return float64(o.wal) / o.window.Seconds()
 }
 
 func (o outcome) rate() float64 {
@@ -64,13 +74,16 @@ func (o outcome) rate() float64 {
 	return float64(o.rows) / o.took.Seconds()
 }
 
-// results are the four runs, measured on one cluster.
+// results are the runs, measured on one cluster: baseline, phasekit and the
+// I/O control once per repetition, interleaved, naive and rewrite once.
 type results struct {
-	server                             string
-	baseline, naive, phasekit, rewrite outcome
-	// applyWall is how long Apply --until backfill took in all.
-	applyWall time.Duration
-	// phaseTimes are the applied phases' times, from the ledger.
+	server                      string
+	baseline, phasekit, control []outcome
+	naive, rewrite              outcome
+	// applyWall is how long each Apply --until backfill took in all.
+	applyWall []time.Duration
+	// phaseTimes are the applied phases' times of the last phasekit run,
+	// from the ledger.
 	phaseTimes map[string]time.Duration
 }
 
@@ -139,15 +152,20 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*results, error) {
 	if err := b.makeTemplate(ctx); err != nil {
 		return nil, err
 	}
-	steps := []struct {
+	type step struct {
 		name string
 		run  func(context.Context, *results) error
-	}{
-		{"baseline", b.baseline},
-		{"naive", b.naive},
-		{"phasekit", b.phasekit},
-		{"rewrite", b.rewrite},
 	}
+	// The machine's noise comes and goes: each repetition measures the
+	// baseline, the backfill and the I/O control back to back.
+	var steps []step
+	for i := range cfg.reps {
+		steps = append(steps,
+			step{fmt.Sprintf("baseline #%d", i+1), b.baseline},
+			step{fmt.Sprintf("phasekit #%d", i+1), b.phasekit},
+			step{fmt.Sprintf("I/O control #%d", i+1), b.control})
+	}
+	steps = append(steps, step{"naive", b.naive}, step{"rewrite", b.rewrite})
 	for _, s := range steps {
 		if err := s.run(ctx, res); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
@@ -225,11 +243,13 @@ func (b *bench) drop(db string) {
 }
 
 // during runs migrate while pgbench plays the app on db, and returns the
-// app's figures for the transactions due while the migration ran.
-func (b *bench) during(ctx context.Context, name, db string, migrate func(context.Context) error) (appStats, time.Duration, error) {
+// app's figures for the transactions due while the migration ran, the
+// window's length and the WAL the cluster wrote in it.
+func (b *bench) during(ctx context.Context, name, db string, migrate func(context.Context) error) (outcome, error) {
+	var out outcome
 	ld, err := b.load.start(ctx, name, db, filepath.Join(b.work, name), untilStopped)
 	if err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
 	stopped := false
 	defer func() {
@@ -238,38 +258,57 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 		}
 	}()
 	if err := ld.waitConnected(ctx, b.admin, db, b.cfg.clients); err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
 	if err := sleep(ctx, warmup); err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
 	b.logf("%s: load average %s", name, loadAverage())
 	cpu0 := readCPU()
+	wal0, err := b.walBytes(ctx)
+	if err != nil {
+		return out, err
+	}
 	from := time.Now()
 	if err := migrate(ctx); err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
 	to := time.Now()
-	b.logf("%s: machine CPU over the window: %s", name, cpuUse(cpu0, readCPU()))
+	wal1, err := b.walBytes(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.window, out.wal = to.Sub(from), wal1-wal0
+	b.logf("%s: machine CPU over the window: %s; WAL %.1f MB/s", name, cpuUse(cpu0, readCPU()), out.walRate()/1e6)
 	// Transactions due during a stall run after it: pgbench keeps going
 	// until it has caught up, or the stall would be measured by the few
 	// transactions that happened to be in flight.
-	if err := sleep(ctx, drainTime(to.Sub(from))); err != nil {
-		return appStats{}, 0, err
+	if err := sleep(ctx, drainTime(out.window)); err != nil {
+		return out, err
 	}
 	stopped = true
 	if err := ld.stop(); err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
 	st, err := ld.stats(from, to)
 	if err != nil {
-		return appStats{}, 0, err
+		return out, err
 	}
-	b.logf("%s: app over %.1fs: %d tx, p50 %s, p99 %s, max %s, %d failed", name, to.Sub(from).Seconds(), st.Tx, st.P50, st.P99, st.Max, st.Failed)
+	b.logf("%s: app over %.1fs: %d tx, p50 %s, p99 %s, max %s, %d failed", name, out.window.Seconds(), st.Tx, st.P50, st.P99, st.Max, st.Failed)
 	if st.Behind > 0 {
 		b.logf("%s: warning: %d pgbench clients had not caught up when stopped; the app figures miss their latest transactions", name, st.Behind)
 	}
-	return st, to.Sub(from), nil
+	out.app = st
+	return out, nil
+}
+
+// walBytes is the WAL the cluster has written since its statistics began.
+func (b *bench) walBytes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := b.admin.QueryRow(ctx, "SELECT wal_bytes::bigint FROM pg_stat_wal").Scan(&n); err != nil {
+		return 0, fmt.Errorf("read pg_stat_wal: %w", err)
+	}
+	return n, nil
 }
 
 // drainTime is how long pgbench runs on after a window of length d: enough
@@ -342,18 +381,61 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // baseline: the app alone.
 func (b *bench) baseline(ctx context.Context, res *results) error {
-	const db = "run_baseline"
+	name := fmt.Sprintf("baseline%d", len(res.baseline)+1)
+	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
 		return err
 	}
 	conn.Close(context.Background())
 	defer b.drop(db)
-	st, window, err := b.during(ctx, "baseline", db, func(ctx context.Context) error { return sleep(ctx, b.cfg.duration) })
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error { return sleep(ctx, b.cfg.duration) })
 	if err != nil {
 		return err
 	}
-	res.baseline = outcome{window: window, app: st}
+	res.baseline = append(res.baseline, out)
+	return nil
+}
+
+// control: the app alone on a fresh copy while another process, not
+// PostgreSQL, writes to the same file system what the latest phasekit run
+// wrote to its WAL, at the same rate and for as long, syncing the file as
+// often as the backfill commits. Whatever the app loses here, any backfill
+// that fills the column at that speed costs it on this machine: the floor
+// under the phasekit row.
+func (b *bench) control(ctx context.Context, res *results) error {
+	if len(res.phasekit) == 0 {
+		return errors.New("the I/O control needs a phasekit run first")
+	}
+	pk := res.phasekit[len(res.phasekit)-1]
+	name := fmt.Sprintf("control%d", len(res.control)+1)
+	db := "run_" + name
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	conn.Close(context.Background())
+	defer b.drop(db)
+	every := b.cfg.batchTarget
+	if every <= 0 {
+		every = migrations.DefaultBatchTarget
+	}
+	file := filepath.Join(b.work, name+".dat")
+	// The file goes after the app's window: deleting a few GB is itself a
+	// burst of I/O on a file system mounted with discard.
+	defer os.Remove(file)
+	var written int64
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
+		var err error
+		written, err = writeLikeWAL(ctx, file, pk.walRate(), every, pk.window)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.logf("%s: wrote %.0f MB to %s at %.1f MB/s, synced every %s", name, float64(written)/1e6, file, pk.walRate()/1e6, every)
+	out.wal = written + out.wal // the app's own WAL is in out.wal
+	res.control = append(res.control, out)
 	return nil
 }
 
@@ -367,8 +449,9 @@ func (b *bench) naive(ctx context.Context, res *results) error {
 	}
 	defer b.drop(db)
 	defer conn.Close(context.Background())
-	var out outcome
-	st, window, err := b.during(ctx, "naive", db, func(ctx context.Context) error {
+	var rows int64
+	var took time.Duration
+	out, err := b.during(ctx, "naive", db, func(ctx context.Context) error {
 		if _, err := conn.Exec(ctx, "ALTER TABLE big ADD COLUMN val_new bigint"); err != nil {
 			return fmt.Errorf("add column: %w", err)
 		}
@@ -377,15 +460,14 @@ func (b *bench) naive(ctx context.Context, res *results) error {
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
-		out.took = time.Since(t0)
-		out.rows = tag.RowsAffected()
-		b.logf("naive: UPDATE of %d rows took %s", out.rows, out.took.Round(time.Millisecond))
+		took, rows = time.Since(t0), tag.RowsAffected()
+		b.logf("naive: UPDATE of %d rows took %s", rows, took.Round(time.Millisecond))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	out.window, out.app = window, st
+	out.rows, out.took = rows, took
 	res.naive = out
 	return nil
 }
@@ -394,7 +476,8 @@ func (b *bench) naive(ctx context.Context, res *results) error {
 // plan directory and applied up to its backfill with default options, as
 // `phasekit plan` and `phasekit apply --until backfill` would.
 func (b *bench) phasekit(ctx context.Context, res *results) error {
-	const db = "run_phasekit"
+	name := fmt.Sprintf("phasekit%d", len(res.phasekit)+1)
+	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
 		return err
@@ -417,12 +500,12 @@ func (b *bench) phasekit(ctx context.Context, res *results) error {
 	if plan.Phase(phases.Backfill) == nil {
 		return errors.New("plan: the type change has no backfill phase")
 	}
-	dir := filepath.Join(b.work, "plan")
+	dir := filepath.Join(b.work, name+"-plan")
 	if _, err := migrations.Write(dir, plan, func(*phases.Plan) string { return "" }); err != nil {
 		return err
 	}
 	var status *migrations.PlanStatus
-	st, window, err := b.during(ctx, "phasekit", db, func(ctx context.Context) error {
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
 		var err error
 		status, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{
 			Until:    phases.Backfill,
@@ -436,8 +519,8 @@ func (b *bench) phasekit(ctx context.Context, res *results) error {
 	if err != nil {
 		return fmt.Errorf("apply --until backfill: %w", err)
 	}
-	out := outcome{window: window, app: st}
-	res.applyWall = window
+	res.applyWall = append(res.applyWall, out.window)
+	res.phaseTimes = map[string]time.Duration{}
 	for _, ph := range status.Phases {
 		if ph.StartedAt == nil || ph.FinishedAt == nil {
 			continue
@@ -459,8 +542,8 @@ func (b *bench) phasekit(ctx context.Context, res *results) error {
 		return errors.New("ledger: the backfill phase has no start and finish time")
 	}
 	out.rows = bf.Rows
-	b.logf("phasekit: backfill phase walked %d rows in %s (ledger); apply until backfill took %s", out.rows, out.took.Round(time.Millisecond), window.Round(time.Millisecond))
-	res.phasekit = out
+	b.logf("%s: backfill phase walked %d rows in %s (ledger); apply until backfill took %s", name, out.rows, out.took.Round(time.Millisecond), out.window.Round(time.Millisecond))
+	res.phasekit = append(res.phasekit, out)
 	return nil
 }
 
@@ -474,20 +557,20 @@ func (b *bench) rewrite(ctx context.Context, res *results) error {
 	}
 	defer b.drop(db)
 	defer conn.Close(context.Background())
-	out := outcome{rows: b.cfg.rows}
-	st, window, err := b.during(ctx, "rewrite", db, func(ctx context.Context) error {
+	var took time.Duration
+	out, err := b.during(ctx, "rewrite", db, func(ctx context.Context) error {
 		t0 := time.Now()
 		if _, err := conn.Exec(ctx, "ALTER TABLE big ALTER COLUMN val TYPE bigint"); err != nil {
 			return fmt.Errorf("alter type: %w", err)
 		}
-		out.took = time.Since(t0)
-		b.logf("rewrite: ALTER TYPE took %s", out.took.Round(time.Millisecond))
+		took = time.Since(t0)
+		b.logf("rewrite: ALTER TYPE took %s", took.Round(time.Millisecond))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	out.window, out.app = window, st
+	out.rows, out.took = b.cfg.rows, took
 	res.rewrite = out
 	return nil
 }
