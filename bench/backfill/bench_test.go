@@ -95,7 +95,7 @@ func TestTargets(t *testing.T) {
 	r := &results{
 		// Medians: baseline 10 ms, phasekit 12 ms at 500 rows/s.
 		baseline: []outcome{p99(9), p99(50), p99(10)},
-		naive:    outcome{rows: 1000, took: time.Second},
+		naive:    []outcome{{rows: 1000, took: time.Second}, {rows: 1000, took: 10 * time.Second}, {rows: 1000, took: 500 * time.Millisecond}},
 		phasekit: []outcome{pk(12, 2*time.Second), pk(400, 2*time.Second), pk(11, 4*time.Second)},
 	}
 	got := targets(r)
