@@ -73,6 +73,38 @@ type RefusedError struct{ Msg string }
 
 func (e *RefusedError) Error() string { return e.Msg }
 
+// PooledError says the connection goes through a pooler or proxy.
+type PooledError struct {
+	// Announced is the backend pid the connection's startup announced
+	// (BackendKeyData); Server is pg_backend_pid() of the session that ran
+	// the query.
+	Announced, Server uint32
+}
+
+func (e *PooledError) Error() string {
+	return fmt.Sprintf("the connection goes through a pooler or proxy (PgBouncer, Pgpool-II, RDS Proxy...): it announced backend pid %d but its queries ran in backend %d. "+
+		"phasekit's plan lock is a session advisory lock, which a pool in transaction mode does not keep with the client, so two runners could both hold it: "+
+		"connect to PostgreSQL directly, or, if this pool runs in session mode, pass --session-pool", e.Announced, e.Server)
+}
+
+// CheckDirect returns a *PooledError unless conn talks to its PostgreSQL
+// backend directly. A pooler or proxy answers the client's startup with a
+// BackendKeyData of its own (it must route cancel requests), so the pid the
+// connection announced differs from pg_backend_pid() of the server session
+// that runs its queries. This cannot tell session pooling, where one client
+// keeps one server session and locks hold, from transaction pooling, where
+// they do not: the caller decides (DDLOptions.SessionPool).
+func CheckDirect(ctx context.Context, conn *pgx.Conn) error {
+	var server uint32
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&server); err != nil {
+		return fmt.Errorf("read the backend pid: %w", err)
+	}
+	if announced := conn.PgConn().PID(); announced != server {
+		return &PooledError{Announced: announced, Server: server}
+	}
+	return nil
+}
+
 // advisoryClass is the first key of phasekit's advisory locks ("phk").
 const advisoryClass = 0x70686b
 
@@ -85,7 +117,7 @@ type session struct {
 	out  io.Writer
 }
 
-func open(ctx context.Context, dsn, dir string, runner Runner, log *slog.Logger, out io.Writer) (*session, error) {
+func open(ctx context.Context, dsn, dir string, runner Runner, sessionPool bool, log *slog.Logger, out io.Writer) (*session, error) {
 	p, err := ReadPlan(dir)
 	if err != nil {
 		return nil, &RefusedError{Msg: err.Error()}
@@ -108,6 +140,13 @@ func open(ctx context.Context, dsn, dir string, runner Runner, log *slog.Logger,
 	}
 	if out == nil {
 		out = io.Discard
+	}
+	if err := CheckDirect(ctx, conn); err != nil {
+		if !sessionPool {
+			conn.Close(ctx)
+			return nil, err
+		}
+		log.Warn("connected through a pooler or proxy; going on because the pool is declared session mode (--session-pool)", "detail", err.Error())
 	}
 	s := &session{conn: conn, dsn: dsn, plan: p, log: log, out: out}
 	var got bool
@@ -145,7 +184,7 @@ func (s *session) close() {
 // recording progress in the ledger; a run stopped at any point (even by
 // kill -9) resumes where it stopped.
 func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus, error) {
-	s, err := open(ctx, dsn, dir, opts.Runner, opts.Log, opts.Out)
+	s, err := open(ctx, dsn, dir, opts.Runner, opts.DDL.SessionPool, opts.Log, opts.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +542,7 @@ func firstLine(s string) string {
 // Rollback undoes phases of the plan in dir, newest first, running each done
 // step's rollback statements in reverse.
 func Rollback(ctx context.Context, dsn, dir string, opts RollbackOptions) (*PlanStatus, error) {
-	s, err := open(ctx, dsn, dir, opts.Runner, opts.Log, opts.Out)
+	s, err := open(ctx, dsn, dir, opts.Runner, opts.DDL.SessionPool, opts.Log, opts.Out)
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,10 @@ type DDLOptions struct {
 	Autovacuum AutovacuumPolicy
 	// Log receives retries, cancellations and warnings; default slog.Default().
 	Log *slog.Logger
+	// SessionPool accepts a connection through a pooler or proxy (which
+	// apply and rollback otherwise refuse, see CheckDirect): set it when the
+	// pool runs in session mode, where one client keeps one server session.
+	SessionPool bool
 	// Sleep waits between attempts; default a timer that stops with ctx.
 	Sleep func(context.Context, time.Duration) error
 	// Rand returns a number in [0, 1) for the jitter; default math/rand/v2.

@@ -122,7 +122,8 @@ func isInputError(err error) bool {
 	var pe *phases.PlanError
 	var le *verify.LoadError
 	var re *migrations.RefusedError
-	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect) || errors.Is(err, verify.ErrBadCopyOption)
+	var pooled *migrations.PooledError
+	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.As(err, &pooled) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect) || errors.Is(err, verify.ErrBadCopyOption)
 }
 
 var errBadInput = errors.New("bad input")

@@ -25,6 +25,7 @@ func executionFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lock-timeout", Value: 100 * time.Millisecond, Usage: "lock_timeout of each DDL attempt; keep it below deadlock_timeout"},
 		&cli.IntFlag{Name: "max-attempts", Value: 50, Usage: "DDL attempts on lock timeouts before giving up and naming the blockers"},
 		&cli.StringFlag{Name: "autovacuum", Value: "wait", Usage: "when autovacuum blocks DDL: wait (retry), cancel (cancel it unless it prevents wraparound) or fail"},
+		&cli.BoolFlag{Name: "session-pool", Usage: "the DSN goes through a pooler in session mode: accept it (a pooled connection is refused otherwise, see docs/execution.md)"},
 	}
 }
 
@@ -34,6 +35,7 @@ func ddlOptions(c *cli.Context) migrations.DDLOptions {
 		MaxAttempts: c.Int("max-attempts"),
 		Autovacuum:  migrations.AutovacuumPolicy(c.String("autovacuum")),
 		Log:         slog.Default(),
+		SessionPool: c.Bool("session-pool"),
 	}
 }
 
