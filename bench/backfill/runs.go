@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -249,6 +250,9 @@ func (b *bench) drop(db string) {
 // window's length and the WAL the cluster wrote in it.
 func (b *bench) during(ctx context.Context, name, db string, migrate func(context.Context) error) (outcome, error) {
 	var out outcome
+	if err := settle(ctx); err != nil {
+		return out, err
+	}
 	ld, err := b.load.start(ctx, name, db, filepath.Join(b.work, name), untilStopped)
 	if err != nil {
 		return out, err
@@ -302,6 +306,18 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 	}
 	out.app = st
 	return out, nil
+}
+
+// settleTime is how long the disk is left alone before a run.
+const settleTime = 3 * time.Second
+
+// settle flushes the file systems and waits, so a run does not start inside
+// the I/O of the previous run's cleanup: dropping a database of a few GB on
+// a file system mounted with discard, or the copy the run starts from, can
+// stall every fsync for a while, the app's commits included.
+func settle(ctx context.Context) error {
+	syscall.Sync()
+	return sleep(ctx, settleTime)
 }
 
 // walBytes is the WAL the cluster has written since its statistics began.
