@@ -42,8 +42,9 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # bench: lint and plan throughput, then the backfill against a naive UPDATE
-# under a pgbench workload (ROWS=10000000 as in docs/BENCHMARKS.md; a few
-# minutes; ROWS=1000000 for a quick look).
+# under a pgbench workload, with an I/O-only control, 3 repetitions
+# (ROWS=10000000 as in docs/BENCHMARKS.md: about 15 minutes; ROWS=1000000
+# for a quick look).
 ROWS ?= 10000000
 # SCALE: pgbench scale of the generated source the sandbox copy is timed on
 # (68 is about 1 GB).
