@@ -133,6 +133,33 @@ func connectAs(t *testing.T, dsn, name string) (*pgx.Conn, int) {
 	return conn, pid
 }
 
+// closeAndWait closes conn and waits until its backend pid has left
+// pg_stat_activity: the server ends a backend a moment after its client
+// disconnects, and a gate checked in between still sees the session.
+func closeAndWait(t *testing.T, dsn string, conn *pgx.Conn, pid int) {
+	t.Helper()
+	conn.Close(context.Background())
+	admin, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still in pg_stat_activity 10s after its client closed", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func check(t *testing.T, r *gate.Result, name string) *gate.Check {
 	t.Helper()
 	c := r.Check(name)
@@ -235,7 +262,7 @@ func TestContractGate(t *testing.T) {
 	if len(c.Versions) != 2 || c.Versions[0].Version != "v41" || c.Versions[1].Version != "v42" {
 		t.Errorf("live versions %+v", c.Versions)
 	}
-	old.Close(ctx)
+	closeAndWait(t, dsn, old, pid)
 	// Now at the real time: the alarm sees the gauge's datapoints, all 0.
 	if r = evaluate(time.Time{}); r.Verdict != gate.Open {
 		t.Fatalf("after the v41 session left:\n%s", text(r))
