@@ -27,15 +27,7 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 		p(" · pipeline `%s` (N = `%s`, N+1 = `%s`)", bd.Pipeline, bd.Old, bd.New)
 	}
 	p("  \n")
-	high, warn := 0, 0
-	for _, k := range r.Risks {
-		switch k.Level {
-		case RiskHigh:
-			high++
-		case RiskWarn:
-			warn++
-		}
-	}
+	high, warn := r.riskCounts()
 	verify := "⚪ verify not run"
 	switch {
 	case r.VerifyForOtherPlan():

@@ -238,6 +238,19 @@ func archives(p *phases.Plan) bool {
 	return false
 }
 
+// riskCounts counts the high risks and the warnings.
+func (r *Review) riskCounts() (high, warn int) {
+	for _, k := range r.Risks {
+		switch k.Level {
+		case RiskHigh:
+			high++
+		case RiskWarn:
+			warn++
+		}
+	}
+	return high, warn
+}
+
 // checklist is the sign-off list, each line with the evidence the report has.
 func (b *builder) checklist() {
 	r := b.r
@@ -289,15 +302,7 @@ func (b *builder) checklist() {
 		add(CheckJudgement, "Rollback read for every phase", "every phase's rollback restores the data; rollback time "+b.rollbackTotal().String())
 	}
 
-	high, warn := 0, 0
-	for _, k := range r.Risks {
-		switch k.Level {
-		case RiskHigh:
-			high++
-		case RiskWarn:
-			warn++
-		}
-	}
+	high, warn := r.riskCounts()
 	st := CheckJudgement
 	if high > 0 {
 		st = CheckAttention
