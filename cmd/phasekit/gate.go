@@ -93,6 +93,24 @@ func alarmSource(c *cli.Context, pl *pipeline.Pipeline) (gate.AlarmSource, error
 
 // readCheckedPlan reads a plan directory and refuses one edited after
 // planning: the ledger knows plans by hash.
+// gateInputs reads what the contract gate is checked against: the plan of
+// --plan, the pipeline of --pipeline and its alarms' source.
+func gateInputs(c *cli.Context) (*phases.Plan, *pipeline.Pipeline, gate.AlarmSource, error) {
+	p, err := readCheckedPlan(c.String("plan"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pl, err := loadPipeline(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := alarmSource(c, pl)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, pl, src, nil
+}
+
 func readCheckedPlan(dir string) (*phases.Plan, error) {
 	p, err := migrations.ReadPlan(dir)
 	if err != nil {
@@ -149,15 +167,7 @@ func gateCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				p, err := readCheckedPlan(c.String("plan"))
-				if err != nil {
-					return err
-				}
-				pl, err := loadPipeline(c)
-				if err != nil {
-					return err
-				}
-				src, err := alarmSource(c, pl)
+				p, pl, src, err := gateInputs(c)
 				if err != nil {
 					return err
 				}

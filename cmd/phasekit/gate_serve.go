@@ -52,15 +52,7 @@ func gateServeCommand() *cli.Command {
 			if c.Int("max-concurrent") <= 0 {
 				return badInput(errors.New("--max-concurrent must be positive"))
 			}
-			p, err := readCheckedPlan(c.String("plan"))
-			if err != nil {
-				return err
-			}
-			pl, err := loadPipeline(c)
-			if err != nil {
-				return err
-			}
-			src, err := alarmSource(c, pl)
+			p, pl, src, err := gateInputs(c)
 			if err != nil {
 				return err
 			}
