@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/pipeline"
 )
 
@@ -24,16 +25,7 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, d) }
 
 // checkAlarm runs the alarm check once; wr is nil before the first wave.
 func (r *rollout) checkAlarm(ctx context.Context, wr *WaveReport) (string, error) {

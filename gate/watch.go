@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
@@ -70,7 +71,7 @@ func Watch(ctx context.Context, o WatchOptions) (*WatchResult, error) {
 		o.Clock = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = clock.Sleep
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -120,17 +121,6 @@ func Watch(ctx context.Context, o WatchOptions) (*WatchResult, error) {
 		if err := o.Sleep(ctx, wait); err != nil {
 			return r, fmt.Errorf("watch: %w", err)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/phases"
 )
 
@@ -184,7 +185,7 @@ func (o BackfillOptions) withDefaults() BackfillOptions {
 		o.Clock = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = clock.Sleep
 	}
 	if o.MaxRowsPerSecond > 0 {
 		// A batch never holds more than a second's worth of the rate, so the
@@ -193,18 +194,6 @@ func (o BackfillOptions) withDefaults() BackfillOptions {
 	}
 	o.InitialBatch = min(max(o.InitialBatch, o.MinBatch), o.MaxBatch)
 	return o
-}
-
-// sleep waits d or until ctx is done; the DDL runner and the backfill share it.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Backfill runs step on the pool in keyset batches over the table's key, each

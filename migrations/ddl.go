@@ -15,6 +15,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/phases"
 )
 
@@ -152,7 +153,7 @@ func (o DDLOptions) withDefaults() (DDLOptions, error) {
 		o.Log = slog.Default()
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = clock.Sleep
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/phasekit/phasekit/internal/clock"
 )
 
 // controlWrap is where the control's file wraps around: it is rewritten in
@@ -47,7 +49,7 @@ func writeLikeWAL(ctx context.Context, file string, bytesPerSec float64, period,
 		if !next.Before(start.Add(d)) {
 			return written, nil
 		}
-		if err := sleep(ctx, time.Until(next)); err != nil {
+		if err := clock.Sleep(ctx, time.Until(next)); err != nil {
 			return written, err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify"
@@ -266,7 +267,7 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 	if err := ld.waitConnected(ctx, b.admin, db, b.cfg.clients); err != nil {
 		return out, err
 	}
-	if err := sleep(ctx, warmup); err != nil {
+	if err := clock.Sleep(ctx, warmup); err != nil {
 		return out, err
 	}
 	b.logf("%s: load average %s", name, loadAverage())
@@ -289,7 +290,7 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 	// Transactions due during a stall run after it: pgbench keeps going
 	// until it has caught up, or the stall would be measured by the few
 	// transactions that happened to be in flight.
-	if err := sleep(ctx, drainTime(out.window)); err != nil {
+	if err := clock.Sleep(ctx, drainTime(out.window)); err != nil {
 		return out, err
 	}
 	stopped = true
@@ -317,7 +318,7 @@ const settleTime = 3 * time.Second
 // stall every fsync for a while, the app's commits included.
 func settle(ctx context.Context) error {
 	syscall.Sync()
-	return sleep(ctx, settleTime)
+	return clock.Sleep(ctx, settleTime)
 }
 
 // walBytes is the WAL the cluster has written since its statistics began.
@@ -386,17 +387,6 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // baseline: the app alone.
 func (b *bench) baseline(ctx context.Context, res *results) error {
 	name := fmt.Sprintf("baseline%d", len(res.baseline)+1)
@@ -407,7 +397,7 @@ func (b *bench) baseline(ctx context.Context, res *results) error {
 	}
 	conn.Close(context.Background())
 	defer b.drop(db)
-	out, err := b.during(ctx, name, db, func(ctx context.Context) error { return sleep(ctx, b.cfg.duration) })
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error { return clock.Sleep(ctx, b.cfg.duration) })
 	if err != nil {
 		return err
 	}
