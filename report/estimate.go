@@ -33,19 +33,20 @@ type Rates struct {
 }
 
 // benchSource is where BenchRates come from.
-const benchSource = "make bench, docs/BENCHMARKS.md (2026-11-24: 10M rows, 2-core AMD EPYC, PostgreSQL 15)"
+const benchSource = "make bench, docs/BENCHMARKS.md (2026-11-24: 10M rows, medians of 3 runs, 2-core AMD EPYC, PostgreSQL 15)"
 
 // BenchRates are the rates `make bench` recorded in docs/BENCHMARKS.md
 // (latest run, 2026-11-24, 10M rows on the 2-core CI machine kind, under a
-// pgbench workload). No benchmark times a bare scan or an index build: both
+// pgbench workload: backfill and UPDATE are the medians of 3 runs, the
+// rewrite a single run). No benchmark times a bare scan or an index build: both
 // take the ALTER TYPE rewrite's rate, which reads and writes every row, so
 // they err on the long side.
 var BenchRates = Rates{
-	Backfill: Rate{137268, benchSource + ": phasekit backfill"},
-	Update:   Rate{172541, benchSource + ": naive UPDATE"},
-	Rewrite:  Rate{763359, benchSource + ": ALTER TYPE rewrite"},
-	Scan:     Rate{763359, benchSource + ": no scan benchmark, the ALTER TYPE rewrite's rate"},
-	Index:    Rate{763359, benchSource + ": no index benchmark, the ALTER TYPE rewrite's rate"},
+	Backfill: Rate{184104, benchSource + ": phasekit backfill"},
+	Update:   Rate{293010, benchSource + ": naive UPDATE"},
+	Rewrite:  Rate{1247481, benchSource + ": ALTER TYPE rewrite"},
+	Scan:     Rate{1247481, benchSource + ": no scan benchmark, the ALTER TYPE rewrite's rate"},
+	Index:    Rate{1247481, benchSource + ": no index benchmark, the ALTER TYPE rewrite's rate"},
 }
 
 // Cost is the kind of work a statement does, which decides how its

@@ -110,16 +110,17 @@ func TestEstimates(t *testing.T) {
 
 	t.Run("backfill of a large table", func(t *testing.T) {
 		p, _ := plan(t, chinookSnapshot(t), "m.sql", "ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint;", false)
-		r := report.Build(p, report.Options{Catalogue: sized(t, "public.track", 600_000_000)})
+		// Over an hour at the benchmark's backfill rate: a high risk.
+		r := report.Build(p, report.Options{Catalogue: sized(t, "public.track", 1_000_000_000)})
 		bf := r.Phases[2].Backfills[0]
-		want := time.Duration(600_000_000 / rates.Backfill.RowsPerSecond * float64(time.Second))
+		want := time.Duration(1_000_000_000 / rates.Backfill.RowsPerSecond * float64(time.Second))
 		if !bf.Duration.Known || bf.Duration.Duration != want {
 			t.Errorf("backfill estimate %+v, want %s", bf.Duration, want)
 		}
 		if k := risk(r, "Long backfill"); k == nil || k.Level != report.RiskHigh || k.Phase != 3 {
 			t.Errorf("long backfill risk: %+v; risks %+v", k, r.Risks)
 		}
-		if k := risk(r, "Large table"); k == nil || !strings.Contains(k.Detail, "600,000,000 rows") {
+		if k := risk(r, "Large table"); k == nil || !strings.Contains(k.Detail, "1,000,000,000 rows") {
 			t.Errorf("large table risk: %+v", k)
 		}
 		for _, ph := range r.Phases {
