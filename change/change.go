@@ -34,6 +34,16 @@ const (
 	MergeColumns    Kind = "merge_columns"
 	RenameEnumValue Kind = "rename_enum_value"
 	RemoveEnumValue Kind = "remove_enum_value"
+	// Data is a data statement (INSERT, UPDATE, DELETE, TRUNCATE, MERGE, a
+	// SELECT calling functions, a DO block that only runs queries): it runs as
+	// written, in the phase of the destructive step it prepares, if any.
+	Data Kind = "data"
+	// DropObject drops a view, function, trigger, type, sequence, schema or
+	// the like that N may still use: contract, unless the same migration
+	// creates it again (then it is a replacement and runs in expand).
+	DropObject Kind = "drop_object"
+	// Reindex rebuilds indexes; planned CONCURRENTLY.
+	Reindex Kind = "reindex"
 	// CreateTable creates a new table: no running code uses it yet, so it and
 	// every later change to it in the same migration are safe.
 	CreateTable Kind = "create_table"
@@ -121,6 +131,31 @@ type Change struct {
 	Spec bool `json:"spec,omitempty"`
 	// Reason says why a statement is Safe or Unknown.
 	Reason string `json:"reason,omitempty"`
+	// Aside marks a Safe statement that changes nothing an app version
+	// relies on (a comment, a grant, statistics, storage options, a
+	// constraint over an index that already enforces it): it may run in any
+	// phase, so the planner may move it after a change it must follow.
+	Aside bool `json:"aside,omitempty"`
+	// NewColumns is set by the planner on a constraint or index whose
+	// columns this migration adds, without a default: N never writes them.
+	NewColumns bool `json:"-"`
+
+	// Object names what a DropObject or Reindex statement acts on
+	// ("schema.name", a trigger as "schema.table.trigger") and ObjectType
+	// its kind, as PostgreSQL spells it ("VIEW", "FUNCTION", "INDEX"...).
+	Object     string `json:"object,omitempty"`
+	ObjectType string `json:"object_type,omitempty"`
+	// Relations are every table, view or sequence the statement names,
+	// "schema.name", so the planner can order statements that share them.
+	Relations []string `json:"relations,omitempty"`
+	// Stmt is the index in Migration.Statements of the statement this change
+	// comes from; one statement (an ALTER TABLE with several subcommands)
+	// may give several changes.
+	Stmt int `json:"stmt"`
+	// Replay is the SQL that has this change's effect alone, run on a
+	// scratch copy to read the schema the next change is planned against;
+	// "" for a change that is part of another's replay.
+	Replay string `json:"-"`
 	// Allowed lists lint rules silenced for this statement by a
 	// "-- phasekit:allow rule-id reason" comment in the file.
 	Allowed []Allow `json:"allowed,omitempty"`
@@ -137,6 +172,22 @@ type Allow struct {
 type Migration struct {
 	File    string   `json:"file"`
 	Changes []Change `json:"changes"`
+	// Statements are the file's statements as written, in order; every
+	// change points at its statement. A change spec has one statement per
+	// change: its plain SQL equivalent (see Statement.Spec).
+	Statements []Statement `json:"-"`
+}
+
+// Statement is one statement of a migration file, as written.
+type Statement struct {
+	Pos Pos
+	SQL string
+	// Autocommit marks statements PostgreSQL refuses in a transaction
+	// block (CREATE INDEX CONCURRENTLY, VACUUM...): a replay runs them alone.
+	Autocommit bool
+	// Transaction marks BEGIN, COMMIT and the like: a replay skips them,
+	// since it runs every statement in its own transaction.
+	Transaction bool
 }
 
 // InputError is bad input: it names the file, line and column.

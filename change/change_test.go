@@ -17,7 +17,7 @@ func TestParseSQLKindsAndPositions(t *testing.T) {
 		line, col int
 	}{
 		{SessionSetting, 1, 1}, {RenameColumn, 4, 3}, {CreateIndex, 5, 1},
-		{AddColumn, 6, 1}, {AddForeignKey, 6, 1}, {ChangeType, 6, 1}, {Unknown, 7, 1},
+		{AddColumn, 6, 1}, {AddForeignKey, 6, 1}, {ChangeType, 6, 1}, {Data, 7, 1},
 	}
 	if len(m.Changes) != len(want) {
 		t.Fatalf("got %d changes, want %d: %+v", len(m.Changes), len(want), m.Changes)

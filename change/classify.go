@@ -29,10 +29,32 @@ func classify(n *pg.Node, text string) []Change {
 		return []Change{{Kind: SessionSetting, Setting: "transaction", Reason: "transaction control; phasekit decides each phase's transactions"}}
 	case n.GetCreateStmt() != nil:
 		return []Change{{Kind: CreateTable, Table: rangeVarName(n.GetCreateStmt().Relation), Reason: "creates a new table: no running code uses it yet"}}
+	case n.GetInsertStmt() != nil:
+		return []Change{dataChange(rangeVarName(n.GetInsertStmt().Relation), n, "inserts rows")}
+	case n.GetUpdateStmt() != nil:
+		return []Change{dataChange(rangeVarName(n.GetUpdateStmt().Relation), n, "updates rows")}
+	case n.GetDeleteStmt() != nil:
+		return []Change{dataChange(rangeVarName(n.GetDeleteStmt().Relation), n, "deletes rows")}
+	case n.GetMergeStmt() != nil:
+		return []Change{dataChange(rangeVarName(n.GetMergeStmt().Relation), n, "merges rows")}
+	case n.GetTruncateStmt() != nil:
+		c := dataChange("", n, "empties tables")
+		if rels := n.GetTruncateStmt().Relations; len(rels) > 0 {
+			c.Table = rangeVarName(rels[0].GetRangeVar())
+		}
+		return []Change{c}
+	case n.GetSelectStmt() != nil && n.GetSelectStmt().IntoClause == nil:
+		return []Change{dataChange("", n, "runs a query (e.g. setval or a function call)")}
+	case n.GetDoStmt() != nil:
+		return []Change{classifyDo(n.GetDoStmt())}
+	case n.GetReindexStmt() != nil:
+		return []Change{classifyReindex(n.GetReindexStmt())}
 	}
 	for _, s := range safeStatements {
 		if s.match(n) {
-			return []Change{{Kind: Safe, Reason: s.reason}}
+			c := Change{Kind: Safe, Reason: s.reason, Aside: asideStatement(n)}
+			c.ObjectType, c.Object, c.Table = createdObject(n)
+			return []Change{c}
 		}
 	}
 	return []Change{{Kind: Unknown, Reason: fmt.Sprintf("%s is not in the change catalogue", stmtName(n))}}
@@ -54,6 +76,133 @@ var safeStatements = []struct {
 	{func(n *pg.Node) bool { return n.GetViewStmt() != nil && !n.GetViewStmt().Replace }, "creates a new view"},
 	{func(n *pg.Node) bool { return n.GetCreateTableAsStmt() != nil }, "creates a new table or materialized view from a query"},
 	{func(n *pg.Node) bool { return n.GetCreateTrigStmt() != nil }, "creates a trigger"},
+	{func(n *pg.Node) bool { return n.GetViewStmt() != nil && n.GetViewStmt().Replace },
+		"replaces a view: PostgreSQL refuses a new definition that drops or retypes a column N reads, and takes a short lock"},
+	{func(n *pg.Node) bool { return n.GetCreateStatsStmt() != nil }, "creates extended statistics: planner input only"},
+	{func(n *pg.Node) bool { return n.GetAlterSeqStmt() != nil }, "changes a sequence's options: no table lock"},
+	{func(n *pg.Node) bool { return n.GetAlterDefaultPrivilegesStmt() != nil }, "changes default privileges of future objects"},
+	{func(n *pg.Node) bool { return n.GetCreatePolicyStmt() != nil || n.GetAlterPolicyStmt() != nil },
+		"creates or changes a row level security policy: it applies only where row level security is on"},
+	{func(n *pg.Node) bool { return n.GetVacuumStmt() != nil }, "VACUUM or ANALYZE: maintenance, no schema change"},
+	{func(n *pg.Node) bool {
+		return n.GetCreateCastStmt() != nil || n.GetCreateOpClassStmt() != nil || n.GetCreateOpFamilyStmt() != nil
+	},
+		"creates a cast or operator class: nothing existing changes"},
+	{func(n *pg.Node) bool { return n.GetDefineStmt() != nil }, "creates an aggregate, operator, collation or type"},
+	{func(n *pg.Node) bool { return n.GetCreateRangeStmt() != nil }, "creates a new range type"},
+	{func(n *pg.Node) bool { return n.GetAlterFunctionStmt() != nil }, "changes a function's attributes (volatility, cost, settings)"},
+	{func(n *pg.Node) bool { return n.GetAlterOwnerStmt() != nil }, "changes an owner"},
+	{func(n *pg.Node) bool { return n.GetAlterExtensionStmt() != nil }, "updates an extension"},
+	{func(n *pg.Node) bool { return n.GetCreateEventTrigStmt() != nil }, "creates an event trigger"},
+	{func(n *pg.Node) bool {
+		return n.GetAlterDomainStmt() != nil && n.GetAlterDomainStmt().Subtype != "C" && n.GetAlterDomainStmt().Subtype != "O"
+	},
+		"changes a domain's default, NOT NULL or drops one of its constraints"},
+	{func(n *pg.Node) bool { return n.GetAlterStatsStmt() != nil }, "changes extended statistics"},
+	{func(n *pg.Node) bool { return n.GetRefreshMatViewStmt() != nil && n.GetRefreshMatViewStmt().Concurrent },
+		"refreshes a materialized view CONCURRENTLY: reads go on"},
+}
+
+// createdObject names what a CREATE statement creates, so its rollback can
+// drop it: ObjectType as in DROP ("SEQUENCE", "FUNCTION"...), the name
+// ("schema.name"; a function with its argument types; a trigger or policy
+// as "schema.table.name" with its table). "" when it is not a CREATE.
+func createdObject(n *pg.Node) (typ, name, table string) {
+	switch {
+	case n.GetCreateSeqStmt() != nil:
+		return "SEQUENCE", rangeVarName(n.GetCreateSeqStmt().Sequence), ""
+	case n.GetCreateEnumStmt() != nil:
+		return "TYPE", qualifiedFromList(n.GetCreateEnumStmt().TypeName), ""
+	case n.GetCompositeTypeStmt() != nil:
+		return "TYPE", rangeVarName(n.GetCompositeTypeStmt().Typevar), ""
+	case n.GetCreateRangeStmt() != nil:
+		return "TYPE", qualifiedFromList(n.GetCreateRangeStmt().TypeName), ""
+	case n.GetCreateDomainStmt() != nil:
+		return "DOMAIN", qualifiedFromList(n.GetCreateDomainStmt().Domainname), ""
+	case n.GetCreateFunctionStmt() != nil:
+		f := n.GetCreateFunctionStmt()
+		var args []string
+		for _, p := range f.Parameters {
+			fp := p.GetFunctionParameter()
+			if fp == nil || fp.Mode == pg.FunctionParameterMode_FUNC_PARAM_OUT || fp.Mode == pg.FunctionParameterMode_FUNC_PARAM_TABLE {
+				continue
+			}
+			args = append(args, deparseType(fp.ArgType))
+		}
+		typ = "FUNCTION"
+		if f.IsProcedure {
+			typ = "PROCEDURE"
+		}
+		return typ, qualifiedFromList(f.Funcname) + "(" + strings.Join(args, ", ") + ")", ""
+	case n.GetViewStmt() != nil:
+		return "VIEW", rangeVarName(n.GetViewStmt().View), ""
+	case n.GetCreateTableAsStmt() != nil:
+		ct := n.GetCreateTableAsStmt()
+		if ct.Objtype == pg.ObjectType_OBJECT_MATVIEW {
+			return "MATERIALIZED VIEW", rangeVarName(ct.Into.GetRel()), ""
+		}
+		return "TABLE", rangeVarName(ct.Into.GetRel()), ""
+	case n.GetCreateTrigStmt() != nil:
+		t := rangeVarName(n.GetCreateTrigStmt().Relation)
+		return "TRIGGER", t + "." + n.GetCreateTrigStmt().Trigname, t
+	case n.GetCreateSchemaStmt() != nil:
+		return "SCHEMA", n.GetCreateSchemaStmt().Schemaname, ""
+	case n.GetCreateExtensionStmt() != nil:
+		return "EXTENSION", n.GetCreateExtensionStmt().Extname, ""
+	case n.GetCreatePolicyStmt() != nil:
+		t := rangeVarName(n.GetCreatePolicyStmt().Table)
+		return "POLICY", t + "." + n.GetCreatePolicyStmt().PolicyName, t
+	case n.GetCreateStatsStmt() != nil:
+		return "STATISTICS", qualifiedFromList(n.GetCreateStatsStmt().Defnames), ""
+	}
+	return "", "", ""
+}
+
+// asideStatement tells the safe statements that change nothing an app
+// version relies on, so they may run in any phase.
+func asideStatement(n *pg.Node) bool {
+	return n.GetCommentStmt() != nil || n.GetGrantStmt() != nil || n.GetCreateStatsStmt() != nil ||
+		n.GetAlterStatsStmt() != nil || n.GetVacuumStmt() != nil || n.GetAlterOwnerStmt() != nil ||
+		n.GetAlterDefaultPrivilegesStmt() != nil || n.GetAlterSeqStmt() != nil
+}
+
+// dataChange is a data statement on table (its target, "" when none).
+func dataChange(table string, n *pg.Node, what string) Change {
+	c := Change{Kind: Data, Table: table, Reason: what}
+	if table != "" {
+		c.Columns = columnRefs(n)
+	}
+	return c
+}
+
+// classifyReindex: REINDEX CONCURRENTLY is safe as written; a plain REINDEX
+// is planned CONCURRENTLY (same indexes after, writes go on meanwhile).
+func classifyReindex(r *pg.ReindexStmt) Change {
+	obj := ""
+	if r.Relation != nil {
+		obj = rangeVarName(r.Relation)
+	} else if r.Name != "" {
+		obj = r.Name
+	}
+	kind := strings.TrimPrefix(r.Kind.String(), "REINDEX_OBJECT_")
+	c := Change{Kind: Reindex, Object: obj, ObjectType: kind}
+	for _, p := range r.Params {
+		if d := p.GetDefElem(); d != nil && d.Defname == "concurrently" {
+			c.Concurrently = true
+		}
+	}
+	if kind == "TABLE" {
+		c.Table = obj
+	}
+	cp := proto.Clone(r).(*pg.ReindexStmt)
+	if !c.Concurrently {
+		cp.Params = append(cp.Params, &pg.Node{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "concurrently"}}})
+	}
+	c.Definition = deparseStmt(&pg.Node{Node: &pg.Node_ReindexStmt{ReindexStmt: cp}})
+	if kind != "INDEX" && kind != "TABLE" {
+		return Change{Kind: Unknown, Object: obj, ObjectType: kind, Reason: "REINDEX " + kind + " rebuilds every index of a schema or database: run it outside the migration, CONCURRENTLY"}
+	}
+	return c
 }
 
 func stmtName(n *pg.Node) string {
@@ -94,14 +243,20 @@ func classifyAlterTable(a *pg.AlterTableStmt) []Change {
 		cmd := cn.GetAlterTableCmd()
 		c := classifyAlterCmd(a.Relation, cmd)
 		c.Table = table
-		// Each subcommand is shown as its own statement.
+		// Each subcommand is shown as its own statement, and replayed alone
+		// (with its inline constraints) to read the schema the next one is
+		// planned against.
 		c.SQL = deparseStmt(&pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
 			Relation: a.Relation, Cmds: []*pg.Node{cn}, Objtype: a.Objtype, MissingOk: a.MissingOk,
 		}}})
+		c.Replay = c.SQL
 		if cmd.Subtype == pg.AlterTableType_AT_AddColumn {
 			// The column's own REFERENCES/CHECK/UNIQUE/PRIMARY KEY become
 			// changes of their own, each with its safe recipe.
 			def := cmd.Def.GetColumnDef()
+			if a.MissingOk || cmd.MissingOk {
+				c.IfExists = true
+			}
 			extra := inlineColumnConstraints(a.Relation, def)
 			if len(extra) > 0 {
 				c.SQL = deparseAlter(a.Relation, &pg.AlterTableCmd{Subtype: cmd.Subtype, Def: &pg.Node{Node: &pg.Node_ColumnDef{ColumnDef: withoutTableConstraints(def)}}})
@@ -160,9 +315,20 @@ func classifyAlterCmd(rel *pg.RangeVar, cmd *pg.AlterTableCmd) Change {
 	case pg.AlterTableType_AT_AddConstraint:
 		return addConstraint(rel, cmd.Def.GetConstraint(), "")
 	case pg.AlterTableType_AT_ValidateConstraint:
-		return Change{Kind: Safe, Constraint: cmd.Name, Reason: "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes go on"}
+		return Change{Kind: Safe, Constraint: cmd.Name, ObjectType: "VALIDATE CONSTRAINT", Aside: true, Reason: "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes go on"}
 	case pg.AlterTableType_AT_DropConstraint:
-		return Change{Kind: Safe, Constraint: cmd.Name, Reason: "dropping a constraint accepts everything it accepted before"}
+		return Change{Kind: Safe, Constraint: cmd.Name, ObjectType: "DROP CONSTRAINT", Cascade: cmd.Behavior == pg.DropBehavior_DROP_CASCADE, IfExists: cmd.MissingOk,
+			Reason: "dropping a constraint accepts everything it accepted before"}
+	case pg.AlterTableType_AT_EnableTrig, pg.AlterTableType_AT_DisableTrig, pg.AlterTableType_AT_EnableAlwaysTrig,
+		pg.AlterTableType_AT_EnableReplicaTrig, pg.AlterTableType_AT_EnableTrigAll, pg.AlterTableType_AT_DisableTrigAll,
+		pg.AlterTableType_AT_EnableTrigUser, pg.AlterTableType_AT_DisableTrigUser:
+		return Change{Kind: Safe, Reason: "switches triggers on or off: catalogue only (SHARE ROW EXCLUSIVE)"}
+	case pg.AlterTableType_AT_SetStatistics, pg.AlterTableType_AT_SetOptions, pg.AlterTableType_AT_ResetOptions,
+		pg.AlterTableType_AT_SetRelOptions, pg.AlterTableType_AT_ResetRelOptions, pg.AlterTableType_AT_ReplaceRelOptions,
+		pg.AlterTableType_AT_ClusterOn, pg.AlterTableType_AT_DropCluster, pg.AlterTableType_AT_ReplicaIdentity,
+		pg.AlterTableType_AT_ChangeOwner, pg.AlterTableType_AT_SetCompression, pg.AlterTableType_AT_AlterConstraint,
+		pg.AlterTableType_AT_SetStorage:
+		return Change{Kind: Safe, Column: cmd.Name, Aside: true, Reason: "storage, statistics, ownership or constraint timing: catalogue only, nothing N reads or writes changes"}
 	}
 	name := strings.TrimPrefix(cmd.Subtype.String(), "AT_")
 	return Change{Kind: Unknown, Column: cmd.Name, Reason: fmt.Sprintf("ALTER TABLE subcommand %s is not in the change catalogue", name)}
@@ -247,7 +413,7 @@ func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
 			kind, suffix = AddPrimaryKey, "pkey"
 		}
 		if con.Indexname != "" {
-			return Change{Kind: Safe, Constraint: con.Conname, Reason: "adds a constraint USING an existing index: no table scan"}
+			return Change{Kind: Safe, Constraint: con.Conname, ObjectType: "ADD CONSTRAINT", Aside: true, Reason: "adds a constraint USING an existing index: no table scan, and the index enforces it already"}
 		}
 		cols := names(con.Keys)
 		if len(cols) == 0 && column != "" {
@@ -314,21 +480,69 @@ func classifyDrop(d *pg.DropStmt) []Change {
 	cascade := d.Behavior == pg.DropBehavior_DROP_CASCADE
 	var out []Change
 	for _, o := range d.Objects {
-		name := qualifiedFromList(o.GetList().GetItems())
+		one := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: d.MissingOk, Concurrent: d.Concurrent}
+		replay := deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: one}})
 		switch d.RemoveType {
 		case pg.ObjectType_OBJECT_TABLE:
-			out = append(out, Change{Kind: DropTable, Table: name, Cascade: cascade, IfExists: d.MissingOk})
+			out = append(out, Change{Kind: DropTable, Table: qualifiedFromList(o.GetList().GetItems()), Cascade: cascade, IfExists: d.MissingOk, Replay: replay})
 		case pg.ObjectType_OBJECT_INDEX:
-			one := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: true, Concurrent: true}
+			name := qualifiedFromList(o.GetList().GetItems())
+			conc := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: true, Concurrent: true}
 			out = append(out, Change{
 				Kind: DropIndex, Constraint: name, Concurrently: d.Concurrent, IfExists: d.MissingOk, Cascade: cascade,
-				Definition: deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: one}}),
+				Definition: deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: conc}}), Replay: replay,
 			})
 		default:
-			out = append(out, Change{Kind: Unknown, Reason: fmt.Sprintf("DROP %s is not in the change catalogue", strings.ToUpper(objectName(d.RemoveType)))})
+			typ := strings.ToUpper(strings.ReplaceAll(objectName(d.RemoveType), "_", " "))
+			name, table := droppedObject(d.RemoveType, o)
+			if name == "" {
+				out = append(out, Change{Kind: Unknown, Replay: replay, Reason: fmt.Sprintf("DROP %s is not in the change catalogue", typ)})
+				continue
+			}
+			out = append(out, Change{Kind: DropObject, Object: name, ObjectType: typ, Table: table, Cascade: cascade, IfExists: d.MissingOk, Replay: replay, SQL: replay})
 		}
 	}
 	return out
+}
+
+// droppedObject names what a DROP removes: "schema.name" (public when not
+// given), a function with its argument types, a trigger, rule or policy as
+// "schema.table.name" with its table. "" for kinds phasekit does not track.
+func droppedObject(t pg.ObjectType, o *pg.Node) (name, table string) {
+	switch t {
+	case pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_SEQUENCE,
+		pg.ObjectType_OBJECT_FOREIGN_TABLE, pg.ObjectType_OBJECT_COLLATION, pg.ObjectType_OBJECT_STATISTIC_EXT,
+		pg.ObjectType_OBJECT_CONVERSION, pg.ObjectType_OBJECT_TSCONFIGURATION, pg.ObjectType_OBJECT_TSDICTIONARY:
+		return qualifiedFromList(o.GetList().GetItems()), ""
+	case pg.ObjectType_OBJECT_TYPE, pg.ObjectType_OBJECT_DOMAIN:
+		if tn := o.GetTypeName(); tn != nil {
+			return qualifiedFromList(tn.Names), ""
+		}
+		return qualifiedFromList(o.GetList().GetItems()), ""
+	case pg.ObjectType_OBJECT_FUNCTION, pg.ObjectType_OBJECT_PROCEDURE, pg.ObjectType_OBJECT_ROUTINE, pg.ObjectType_OBJECT_AGGREGATE:
+		if ow := o.GetObjectWithArgs(); ow != nil {
+			name = qualifiedFromList(ow.Objname)
+			if !ow.ArgsUnspecified {
+				var args []string
+				for _, a := range ow.Objargs {
+					args = append(args, deparseType(a.GetTypeName()))
+				}
+				name += "(" + strings.Join(args, ", ") + ")"
+			}
+			return name, ""
+		}
+	case pg.ObjectType_OBJECT_SCHEMA, pg.ObjectType_OBJECT_EXTENSION:
+		if s := o.GetString_(); s != nil {
+			return s.Sval, ""
+		}
+	case pg.ObjectType_OBJECT_TRIGGER, pg.ObjectType_OBJECT_RULE, pg.ObjectType_OBJECT_POLICY:
+		items := names(o.GetList().GetItems())
+		if len(items) >= 2 {
+			table = qualifiedFromList(o.GetList().GetItems()[:len(items)-1])
+			return table + "." + items[len(items)-1], table
+		}
+	}
+	return "", ""
 }
 
 func classifyAlterEnum(e *pg.AlterEnumStmt) Change {
@@ -429,6 +643,43 @@ func columnRefs(n *pg.Node) []string {
 			if len(parts) > 0 && !seen[parts[len(parts)-1]] {
 				seen[parts[len(parts)-1]] = true
 				out = append(out, parts[len(parts)-1])
+			}
+		}
+	})
+	return out
+}
+
+// autocommit reports statements PostgreSQL refuses inside a transaction
+// block.
+func autocommit(n *pg.Node) bool {
+	switch {
+	case n.GetIndexStmt() != nil:
+		return n.GetIndexStmt().Concurrent
+	case n.GetDropStmt() != nil:
+		return n.GetDropStmt().Concurrent
+	case n.GetReindexStmt() != nil:
+		for _, p := range n.GetReindexStmt().Params {
+			if d := p.GetDefElem(); d != nil && d.Defname == "concurrently" {
+				return true
+			}
+		}
+	case n.GetVacuumStmt() != nil, n.GetCreatedbStmt() != nil, n.GetDropdbStmt() != nil,
+		n.GetAlterSystemStmt() != nil, n.GetCreateTableSpaceStmt() != nil, n.GetDropTableSpaceStmt() != nil:
+		return true
+	}
+	return false
+}
+
+// relations lists every relation a statement names, "schema.name", in order
+// of first appearance.
+func relations(n *pg.Node) []string {
+	var out []string
+	seen := map[string]bool{}
+	walk(n, func(x *pg.Node) {
+		if rv := x.GetRangeVar(); rv != nil {
+			if name := rangeVarName(rv); !seen[name] {
+				seen[name] = true
+				out = append(out, name)
 			}
 		}
 	})

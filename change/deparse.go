@@ -199,3 +199,13 @@ func RewriteEnumLiteral(expr, fromType, toType, from, to string) (string, error)
 	})
 	return strings.TrimPrefix(deparseStmt(tree.Stmts[0].Stmt), "SELECT "), nil
 }
+
+// RenameIndex returns a CREATE INDEX statement with the index named name.
+func RenameIndex(createIndex, name string) (string, error) {
+	tree, err := pg.Parse(createIndex)
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetIndexStmt() == nil {
+		return "", fmt.Errorf("not one CREATE INDEX statement: %s", createIndex)
+	}
+	tree.Stmts[0].Stmt.GetIndexStmt().Idxname = name
+	return deparseStmt(tree.Stmts[0].Stmt), nil
+}

@@ -96,6 +96,11 @@ func ParseSpec(file string, src []byte) (*Migration, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The statement a spec change stands for is its plain SQL; a kind
+		// PostgreSQL has none for (remove_enum_value) cannot be replayed.
+		sql, _ := NaiveSQL(c)
+		c.Stmt, c.Replay = len(m.Statements), sql
+		m.Statements = append(m.Statements, Statement{Pos: c.Pos, SQL: sql})
 		m.Changes = append(m.Changes, c)
 	}
 	return m, nil

@@ -40,6 +40,12 @@ func ParseSQL(file, src string) (*Migration, error) {
 		text := strings.TrimSpace(src[start:end])
 		pos := lines.pos(file, start)
 		changes := classify(raw.Stmt, text)
+		stmt := len(m.Statements)
+		m.Statements = append(m.Statements, Statement{Pos: pos, SQL: text, Autocommit: autocommit(raw.Stmt), Transaction: raw.Stmt.GetTransactionStmt() != nil})
+		rels := relations(raw.Stmt)
+		if len(changes) == 1 && changes[0].Replay == "" {
+			changes[0].Replay = text
+		}
 		var stmtAllows []Allow
 		for len(allows) > 0 && allows[0].Pos.Offset < end {
 			stmtAllows = append(stmtAllows, allows[0])
@@ -47,6 +53,8 @@ func ParseSQL(file, src string) (*Migration, error) {
 		}
 		for i := range changes {
 			changes[i].Pos = pos
+			changes[i].Stmt = stmt
+			changes[i].Relations = rels
 			changes[i].Allowed = stmtAllows
 			if changes[i].SQL == "" {
 				changes[i].SQL = text

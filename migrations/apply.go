@@ -282,20 +282,27 @@ func (s *session) runPhase(ctx context.Context, pi int, steps []Step, done map[u
 	return nil
 }
 
-// recordStep marks a step done in the ledger and sets golang-migrate's
-// version table to it; as statements, so a transactional step records itself
-// in its own transaction and a kill can never separate the two.
+// runRecorded runs stmts and the step's ledger record in one transaction;
+// after the plan's last step, also the application's version (see
+// appVersionStatements).
+func (s *session) runRecorded(ctx context.Context, st Step, stmts []phases.Statement, o DDLOptions) error {
+	group := append(append([]phases.Statement{}, stmts...), s.recordStep(st.Version)...)
+	app, err := s.appVersionStatements(ctx, st.Version)
+	if err != nil {
+		return err
+	}
+	return RunGroup(ctx, s.conn, append(group, app...), o)
+}
+
+// recordStep marks a step done in the ledger, as statements, so a
+// transactional step records itself in its own transaction and a kill can
+// never separate the two. The application's own migration version table is
+// never written here: see appVersionStatements.
 func (s *session) recordStep(v uint) []phases.Statement {
 	return []phases.Statement{
 		{SQL: fmt.Sprintf("INSERT INTO phasekit.steps (hash, version) VALUES ('%s', %d) ON CONFLICT DO NOTHING", s.plan.Hash, v), Lock: phases.LockRowExclusive, Transactional: true},
-		{SQL: migrateVersionTable, Lock: phases.LockNone, Transactional: true},
-		{SQL: fmt.Sprintf("DELETE FROM public.schema_migrations; INSERT INTO public.schema_migrations (version, dirty) VALUES (%d, false)", v), Lock: phases.LockRowExclusive, Transactional: true},
 	}
 }
-
-// migrateVersionTable is golang-migrate's own version table (pgx/v5 driver),
-// kept so teams that run golang-migrate see where the plan is.
-const migrateVersionTable = "CREATE TABLE IF NOT EXISTS public.schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"
 
 func (s *session) runStep(ctx context.Context, st Step, opts ApplyOptions) error {
 	switch {
@@ -328,14 +335,14 @@ func (s *session) runStep(ctx context.Context, st Step, opts ApplyOptions) error
 		if err != nil {
 			return err
 		}
-		return RunGroup(ctx, s.conn, s.recordStep(st.Version), opts.DDL)
+		return s.runRecorded(ctx, st, nil, opts.DDL)
 	case !st.Transactional():
 		if err := RunConcurrent(ctx, s.conn, st.Statements[0], opts.DDL); err != nil {
 			return err
 		}
-		return RunGroup(ctx, s.conn, s.recordStep(st.Version), opts.DDL)
+		return s.runRecorded(ctx, st, nil, opts.DDL)
 	default:
-		return RunGroup(ctx, s.conn, append(append([]phases.Statement{}, st.Statements...), s.recordStep(st.Version)...), opts.DDL)
+		return s.runRecorded(ctx, st, st.Statements, opts.DDL)
 	}
 }
 
@@ -410,9 +417,14 @@ func selectPhases(p *phases.Plan, st *PlanStatus, opts ApplyOptions) ([]int, err
 			out = append(out, i)
 		}
 	case opts.Until != "":
-		i, err := find(opts.Until)
-		if err != nil {
-			return nil, err
+		// Phases are named, not assumed: every phase the plan has up to
+		// the one asked for, in the order phases run, so one pipeline step
+		// (--until contract) runs any plan, with or without that phase.
+		i := -1
+		for j, ph := range p.Phases {
+			if phaseRank(ph.Kind) <= phaseRank(opts.Until) {
+				i = j
+			}
 		}
 		for j := 0; j <= i; j++ {
 			if !isDone(j) {
@@ -428,6 +440,16 @@ func selectPhases(p *phases.Plan, st *PlanStatus, opts ApplyOptions) ([]int, err
 		}
 	}
 	return out, nil
+}
+
+// phaseRank is a phase kind's place in phases.Order.
+func phaseRank(k phases.Kind) int {
+	for i, o := range phases.Order {
+		if o == k {
+			return i
+		}
+	}
+	return len(phases.Order)
 }
 
 // refuseConflicts refuses a plan when another plan in flight changes one of
@@ -609,17 +631,22 @@ func Rollback(ctx context.Context, dsn, dir string, opts RollbackOptions) (*Plan
 	return s.status(ctx)
 }
 
-// unrecordStep removes a step from the ledger and moves golang-migrate's
-// version back to the step before it.
-func (s *session) unrecordStep(v uint) []phases.Statement {
-	set := fmt.Sprintf("DELETE FROM public.schema_migrations; INSERT INTO public.schema_migrations (version, dirty) VALUES (%d, false)", v-1)
-	if v == 1 {
-		set = "DELETE FROM public.schema_migrations"
+// runUnrecorded runs a step's rollback statements and removes the step
+// from the ledger in one transaction; for the plan's last step it also puts
+// back the application's version phasekit set.
+func (s *session) runUnrecorded(ctx context.Context, st Step, stmts []phases.Statement, o DDLOptions) error {
+	group := append(append([]phases.Statement{}, stmts...), s.unrecordStep(st.Version)...)
+	app, err := s.appVersionRestore(ctx, st.Version)
+	if err != nil {
+		return err
 	}
+	return RunGroup(ctx, s.conn, append(group, app...), o)
+}
+
+// unrecordStep removes a step from the ledger.
+func (s *session) unrecordStep(v uint) []phases.Statement {
 	return []phases.Statement{
 		{SQL: fmt.Sprintf("DELETE FROM phasekit.steps WHERE hash = '%s' AND version = %d", s.plan.Hash, v), Lock: phases.LockRowExclusive, Transactional: true},
-		{SQL: migrateVersionTable, Lock: phases.LockNone, Transactional: true},
-		{SQL: set, Lock: phases.LockRowExclusive, Transactional: true},
 	}
 }
 
@@ -628,7 +655,7 @@ func (s *session) undoStep(ctx context.Context, step Step, opts RollbackOptions)
 		if _, err := s.conn.Exec(ctx, `DELETE FROM phasekit.backfills WHERE hash = $1 AND idx = $2`, s.plan.Hash, step.BackfillIndex); err != nil {
 			return fmt.Errorf("forget backfill cursor: %w", err)
 		}
-		return RunGroup(ctx, s.conn, s.unrecordStep(step.Version), opts.DDL)
+		return s.runUnrecorded(ctx, step, nil, opts.DDL)
 	}
 	if !step.Transactional() {
 		for _, r := range step.Statements[0].Rollback {
@@ -636,7 +663,7 @@ func (s *session) undoStep(ctx context.Context, step Step, opts RollbackOptions)
 				return err
 			}
 		}
-		return RunGroup(ctx, s.conn, s.unrecordStep(step.Version), opts.DDL)
+		return s.runUnrecorded(ctx, step, nil, opts.DDL)
 	}
 	var stmts []phases.Statement
 	for i := len(step.Statements) - 1; i >= 0; i-- {
@@ -644,5 +671,5 @@ func (s *session) undoStep(ctx context.Context, step Step, opts RollbackOptions)
 			stmts = append(stmts, phases.Statement{SQL: r, Lock: phases.LockAccessExclusive, Transactional: true, Table: step.Statements[i].Table})
 		}
 	}
-	return RunGroup(ctx, s.conn, append(stmts, s.unrecordStep(step.Version)...), opts.DDL)
+	return s.runUnrecorded(ctx, step, stmts, opts.DDL)
 }

@@ -114,9 +114,10 @@ func TestApplyStatusRollback(t *testing.T) {
 	if len(st.Backfills) != 1 || st.Backfills[0].Rows != 59 || st.Backfills[0].Remaining == nil || *st.Backfills[0].Remaining != 0 {
 		t.Fatalf("backfill in the ledger: %+v", st.Backfills)
 	}
-	var version int
-	if err := conn.QueryRow(ctx, "SELECT version FROM schema_migrations").Scan(&version); err != nil || version != 3 {
-		t.Fatalf("golang-migrate version %d (%v), want 3", version, err)
+	// The application's version table is the application's: never created.
+	var created bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('public.schema_migrations') IS NOT NULL").Scan(&created); err != nil || created {
+		t.Fatalf("apply created public.schema_migrations (%v)", err)
 	}
 
 	// Roll everything back: schema and data as they were.
@@ -239,7 +240,7 @@ func TestResumeAfterFailure(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t, "chinook")
 	conn := pgtest.Conn(t, dsn)
-	dir, _ := planDir(t, dsn, "CREATE INDEX track_name_idx ON track (name); ALTER TABLE invoice ADD CONSTRAINT invoice_total_positive CHECK (total >= 0);")
+	dir, _ := planDir(t, dsn, "CREATE INDEX track_name_idx ON track (name); ALTER TABLE invoice ADD COLUMN note text;")
 
 	blocker := pgtest.Conn(t, dsn)
 	tx, err := blocker.Begin(ctx)

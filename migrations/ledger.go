@@ -87,6 +87,16 @@ CREATE TABLE IF NOT EXISTS phasekit.overrides (
   gate      jsonb,
   forced_by text NOT NULL,
   at        timestamptz NOT NULL DEFAULT now()
+);
+-- The application's golang-migrate version phasekit set when a plan made
+-- with plan --app-version-table finished, and what it was before (NULL: the
+-- table had no row), so a rollback of the last phase can put it back.
+CREATE TABLE IF NOT EXISTS phasekit.app_versions (
+  hash       text PRIMARY KEY REFERENCES phasekit.plans ON DELETE CASCADE,
+  table_name text NOT NULL,
+  previous   bigint,
+  set_to     bigint NOT NULL,
+  set_at     timestamptz NOT NULL DEFAULT now()
 );`
 
 // Runner says who runs phasekit, for the ledger and for the message a second
@@ -171,7 +181,7 @@ func (s PlanStatus) InFlight() bool {
 // ensureLedger runs no DDL, so recording a deploy never waits for (or
 // blocks) a backfill batch holding a row of phasekit.backfills. Name here
 // whatever ledgerDDL adds next.
-const ledgerCurrent = `SELECT to_regclass('phasekit.overrides') IS NOT NULL AND to_regclass('phasekit.deploys_place') IS NOT NULL
+const ledgerCurrent = `SELECT to_regclass('phasekit.app_versions') IS NOT NULL AND to_regclass('phasekit.overrides') IS NOT NULL AND to_regclass('phasekit.deploys_place') IS NOT NULL
 	AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('phasekit.backfills') AND attname = 'verified_at' AND NOT attisdropped)`
 
 func ensureLedger(ctx context.Context, conn *pgx.Conn) error {

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/schema"
@@ -53,4 +54,47 @@ func planChangeType(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		f.deploy = fmt.Sprintf("N+1 reads and writes %s.%s (%s)", t.QName(), name, c.Type)
 	}
 	return f, nil
+}
+
+// planCatalogueOnlyType plans a type change that the replay showed
+// PostgreSQL makes without rewriting the table or any of its indexes
+// (varchar growth, varchar to text, numeric precision growth and the other
+// binary-compatible changes it documents): one short ACCESS EXCLUSIVE in
+// expand, as written. A change to or from a time zone aware type is left to
+// the shadow recipe: whether it rewrites depends on the session's TimeZone.
+// ok is false when the shadow recipe should plan it.
+func planCatalogueOnlyType(s *schema.Snapshot, obs *Observed, c change.Change) (*fragment, bool) {
+	t, ok := s.Table(c.Table)
+	if !ok {
+		return nil, false
+	}
+	before, ok := t.Column(c.Column)
+	if !ok {
+		return nil, false
+	}
+	at, ok := obs.After.Table(c.Table)
+	if !ok {
+		return nil, false
+	}
+	after, ok := at.Column(c.Column)
+	if !ok {
+		return nil, false
+	}
+	if len(diffObjects(obs.Before, obs.After)) == 0 {
+		// The same type again (ORMs restate it beside NULL changes).
+		f := newFragment()
+		f.findings = append(f.findings, Finding{Rule: RuleNoOp, Severity: Info,
+			Message: fmt.Sprintf("%s.%s is %s already: nothing to plan", c.Table, c.Column, before.Type)})
+		return f, true
+	}
+	if strings.Contains(before.Type, "time zone") || strings.Contains(after.Type, "time zone") {
+		return nil, false
+	}
+	tn := t.QName()
+	f := newFragment()
+	f.add(Expand, ddl(tn, LockAccessExclusive,
+		fmt.Sprintf("catalogue only: PostgreSQL keeps the table and its indexes (no rewrite on the scratch copy); %s to %s", before.Type, after.Type),
+		c.SQL, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", qq(tn), q(c.Column), before.Type)))
+	f.deploy = fmt.Sprintf("N+1 may write %s into %s.%s after expand", after.Type, tn, c.Column)
+	return f, true
 }

@@ -40,6 +40,18 @@ func planAddForeignKey(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	return notValidThenValidate(t.QName(), c, LockShareRowExclusive), nil
 }
 
+// enforcePhases is where a new constraint or unique index is added and
+// where it is validated. A constraint on columns N writes is enforced only
+// in contract, once N is gone: added earlier, every write of N that it
+// forbids would fail for the whole rollout. On columns this migration adds
+// without a default, N writes nothing into them, so expand and validate.
+func enforcePhases(c change.Change) (add, validate Kind, why string) {
+	if c.NewColumns {
+		return Expand, Validate, "checks new writes now; existing rows are not scanned under this lock"
+	}
+	return Contract, Contract, "N is gone (it may write rows this forbids): enforce from now on; existing rows are checked next, without this lock (phasekit lint --dsn counts the rows that would fail)"
+}
+
 // planAddCheck: NOT VALID, then VALIDATE.
 func planAddCheck(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	t, err := lookupTable(s, c, c.Table)
@@ -56,13 +68,17 @@ func planAddCheck(s *schema.Snapshot, c change.Change) (*fragment, error) {
 
 func notValidThenValidate(table string, c change.Change, lock string) *fragment {
 	f := newFragment()
+	add, validate, why := enforcePhases(c)
 	drop := fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(table), q(c.Constraint))
-	f.add(Expand, ddl(table, lock, "checks new writes now; existing rows are not scanned under this lock", c.Definition, drop))
+	f.add(add, ddl(table, lock, why, c.Definition, drop))
 	if !c.NotValid {
 		v := ddl(table, LockShareUpdateExclusive, "scans existing rows while reads and writes go on",
 			fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qq(table), q(c.Constraint)))
 		v.NewTransaction = true
-		f.add(Validate, v)
+		f.add(validate, v)
+	}
+	if add == Contract {
+		f.deploy = fmt.Sprintf("N+1 must not rely on %s being enforced before contract", c.Constraint)
 	}
 	return f
 }

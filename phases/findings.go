@@ -2,6 +2,7 @@ package phases
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/phasekit/phasekit/change"
 )
@@ -42,7 +43,14 @@ var (
 	RuleEnumRename     = rule("enum-value-rename", Error, "renaming an enum value breaks N instances that write or compare the old label", "deploy N+1 reading both labels, then contract (RENAME VALUE, instant) once N is gone")
 	RuleLockTimeout    = rule("lock-timeout", Warning, "DDL without lock_timeout can queue behind a long transaction and block every query behind it", "SET lock_timeout (e.g. '2s') before the DDL; phasekit apply always sets it and retries")
 	RuleUnknown        = rule("unknown-statement", Warning, "phasekit does not know whether this statement is safe while N and N+1 share the database", "review it by hand; if it is safe, silence it with -- phasekit:allow unknown-statement REASON")
-	RuleDefault        = rule("set-default", Info, "SET/DROP DEFAULT is metadata only, but N and N+1 see different defaults during the rollout", "expand (change the default), no backfill needed")
+	RuleDefault        = rule("set-default", Info, "SET/DROP DEFAULT is metadata only, but N and N+1 see different defaults during the rollout", "expand (change the default), no backfill needed; DROP DEFAULT of a NOT NULL column waits for contract, since N may insert without it")
+	RuleDropObject     = rule("drop-object", Warning, "dropping a view, function, type, sequence or trigger that N may still use breaks N", "deploy N+1 that no longer uses it, contract (drop it); dropped and created again in the same migration, it is a replacement and runs in expand")
+	RuleReindex        = rule("reindex-concurrently", Warning, "REINDEX without CONCURRENTLY blocks every write to the table while it rebuilds", "REINDEX ... CONCURRENTLY, outside a transaction")
+	RuleData           = rule("data-statement", Info, "a data statement runs as one statement: on a large table it holds row locks and writes WAL for the whole table at once", "keep it small, or batch it; phasekit runs it in the phase of the change it prepares")
+	RuleNoOp           = rule("no-op", Info, "the statement changes nothing on this schema", "nothing to do: it is left out of the plan")
+	RuleRecreatedIndex = rule("recreated-index", Info, "an index dropped and created again under the same name", "expand: build the new definition CONCURRENTLY under a temporary name (contract when it is UNIQUE); contract: drop the old index CONCURRENTLY and give the new one its name")
+	RuleDeferred       = rule("deferred", Info, "a change runs later than its recipe's first phase, after an earlier change to the same object", "nothing to do: phasekit keeps statements that share an object in file order")
+	RuleDataTravels    = rule("data-travels", Info, "a data statement runs in the phase of the later change it prepares", "nothing to do: the plan then treats rows N writes during the rollout as the file would")
 )
 
 // locksTable lists the change kinds whose statement takes a table lock that
@@ -144,6 +152,16 @@ func findingsOf(changes []change.Change) []Finding {
 			add(RuleDefault, fmt.Sprintf("%s on %s.%s: %s", c.Kind, c.Table, c.Column, Rules[RuleDefault].Summary))
 		case change.Unknown:
 			add(RuleUnknown, c.Reason+": "+Rules[RuleUnknown].Summary)
+		case change.DropObject:
+			add(RuleDropObject, fmt.Sprintf("drops %s %s: %s", strings.ToLower(c.ObjectType), c.Object, Rules[RuleDropObject].Summary))
+		case change.Reindex:
+			if !c.Concurrently {
+				add(RuleReindex, fmt.Sprintf("reindexes %s without CONCURRENTLY: %s", c.Object, Rules[RuleReindex].Summary))
+			}
+		case change.Data:
+			if c.Table != "" {
+				add(RuleData, fmt.Sprintf("%s of %s: %s", c.Reason, c.Table, Rules[RuleData].Summary))
+			}
 		}
 	}
 	return out

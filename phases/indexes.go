@@ -28,7 +28,14 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		}
 	}
 	f := newFragment()
-	f.add(Expand, concurrent(t.QName(), "builds while reads and writes go on", c.Definition,
+	phase, why := Expand, "builds while reads and writes go on"
+	if c.NotNull && !c.NewColumns {
+		// A unique index refuses N's duplicate writes from the moment it is
+		// built: like a UNIQUE constraint, it waits for contract.
+		phase, why = Contract, "UNIQUE: built once N (which may write duplicates) is gone, while reads and writes go on"
+		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
+	}
+	f.add(phase, concurrent(t.QName(), why, c.Definition,
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint)))))
 	return f, nil
 }
@@ -77,7 +84,11 @@ func planAddUnique(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	tn := t.QName()
 	f := newFragment()
 	idx := c.Constraint
-	f.add(Expand, concurrent(tn, "builds while reads and writes go on",
+	build, attachIn, _ := enforcePhases(c)
+	if build == Contract {
+		f.deploy = fmt.Sprintf("N+1 must not rely on %s before contract", c.Constraint)
+	}
+	f.add(build, concurrent(tn, "builds while reads and writes go on",
 		fmt.Sprintf("CREATE UNIQUE INDEX CONCURRENTLY %s ON %s (%s)", q(idx), qq(tn), strings.Join(cols, ", ")),
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, idx)))))
 	kind := "UNIQUE"
@@ -85,7 +96,7 @@ func planAddUnique(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		kind = "PRIMARY KEY"
 		for _, name := range c.Columns {
 			if col, _ := t.Column(name); !col.NotNull {
-				setNotNullSteps(f, tn, name, Expand, Validate, Validate)
+				setNotNullSteps(f, tn, name, build, attachIn, attachIn)
 			}
 		}
 	}
@@ -93,6 +104,50 @@ func planAddUnique(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s USING INDEX %s", qq(tn), q(c.Constraint), kind, q(idx)),
 		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(tn), q(c.Constraint)))
 	attach.NewTransaction = true
-	f.add(Validate, attach)
+	f.add(attachIn, attach)
+	return f, nil
+}
+
+// planRecreateIndex plans DROP INDEX x followed, later in the migration, by
+// CREATE INDEX x with a new definition as one replacement: the new index is
+// built CONCURRENTLY under a temporary name while the old one still serves
+// N (in contract when it is UNIQUE, since N may write rows it refuses), and
+// contract drops the old one CONCURRENTLY and gives the new one the name.
+func planRecreateIndex(old *schema.Snapshot, drop, create change.Change) (*fragment, error) {
+	var table *schema.Table
+	var oldIx schema.Index
+	for _, t := range old.Tables {
+		for _, ix := range t.Indexes {
+			if schema.QualifiedName(t.Schema, ix.Name) == drop.Constraint {
+				table, oldIx = t, ix
+			}
+		}
+	}
+	if table == nil {
+		return nil, &PlanError{Pos: drop.Pos, Msg: fmt.Sprintf("index %s does not exist", drop.Constraint)}
+	}
+	if oldIx.Constraint != "" {
+		return nil, &PlanError{Pos: drop.Pos, Msg: fmt.Sprintf("index %s backs constraint %s: drop the constraint instead", drop.Constraint, oldIx.Constraint)}
+	}
+	tmp := shadowName(create.Constraint)
+	def, err := change.RenameIndex(create.Definition, tmp)
+	if err != nil {
+		return nil, &PlanError{Pos: create.Pos, Msg: err.Error()}
+	}
+	sch := schemaOf(create.Table)
+	tmpQ := schema.QualifiedName(sch, tmp)
+	f := newFragment()
+	build := Expand
+	why := "the new definition, built while reads and writes go on; N keeps the old index"
+	if create.NotNull && !create.NewColumns {
+		build = Contract
+		why = "the new UNIQUE definition, built once N (which may write duplicates) is gone"
+	}
+	f.add(build, concurrent(create.Table, why, def, fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(tmpQ))))
+	rebuild := strings.Replace(oldIx.Definition, " INDEX ", " INDEX CONCURRENTLY ", 1)
+	f.add(Contract, concurrent(table.QName(), "the old definition goes", drop.Definition, rebuild))
+	f.add(Contract, ddl(table.QName(), LockShareUpdateExclusive, "the new index takes the name",
+		fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(tmpQ), q(create.Constraint)),
+		fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(sch, create.Constraint)), q(tmp))))
 	return f, nil
 }

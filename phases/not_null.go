@@ -71,6 +71,12 @@ func planColumnMetadata(s *schema.Snapshot, c change.Change) (*fragment, error) 
 		}
 	}
 	f := newFragment()
+	if c.Kind == change.DropDefault && col.NotNull && col.Default != "" {
+		// N may insert rows without the column, relying on the default.
+		f.add(Contract, ddl(tn, LockAccessExclusive, "N is gone (it may insert without this NOT NULL column, relying on the default): catalogue only", c.SQL, rollback))
+		f.deploy = fmt.Sprintf("N+1 always writes %s.%s", tn, col.Name)
+		return f, nil
+	}
 	f.add(Expand, ddl(tn, LockAccessExclusive, "catalogue only: no scan, no rewrite", c.SQL, rollback))
 	return f, nil
 }

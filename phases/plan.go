@@ -154,6 +154,26 @@ type Plan struct {
 	// Binding is the plan's timeline on a deploy pipeline, when it was
 	// planned with one; Hash does not cover it.
 	Binding *Binding `json:"binding,omitempty"`
+	// AppVersion, when set, is the application's golang-migrate version
+	// table and the version apply writes there once the plan's last phase is
+	// done (plan --app-version-table); without it phasekit never touches the
+	// application's version table. Hash covers it.
+	AppVersion *AppVersion `json:"app_version,omitempty"`
+	// Check is what the plan check found on a scratch PostgreSQL; not
+	// covered by Hash.
+	Check *CheckResult `json:"check,omitempty"`
+}
+
+// AppVersion ties a plan to the application's own migration history: the
+// plan implements the migration file of this version, so once its last phase
+// has run, golang-migrate may count the file as applied.
+type AppVersion struct {
+	// Table is golang-migrate's version table, "schema.name".
+	Table string `json:"table"`
+	// Version is the migration file's version, from its name.
+	Version int64 `json:"version"`
+	// File is the migration file the version comes from.
+	File string `json:"file"`
 }
 
 // Fingerprint hashes the structure of the given tables (columns,
@@ -243,6 +263,36 @@ type Options struct {
 	// NoArchive makes contract drop columns and tables at once instead of
 	// archiving them (rollback of contract then cannot bring data back).
 	NoArchive bool
+	// Observed holds, for each change (in order over all migrations), what
+	// replaying its statement on a scratch copy showed: the schema the
+	// statements before it left, which it is planned against, and what it
+	// did. A nil slice or entry plans that change against the snapshot given
+	// to BuildWith, as if each statement ran alone against it.
+	Observed []*Observed
+}
+
+// Observed is what replaying one change on a scratch copy of the schema
+// showed (see package plancheck).
+type Observed struct {
+	// Before is the schema as the statements before this change left it.
+	Before *schema.Snapshot
+	// After is the schema right after it; nil when the change was replayed
+	// together with others (an inline constraint with its column).
+	After *schema.Snapshot
+	// Rewritten lists the relations ("schema.name": tables and indexes)
+	// whose storage PostgreSQL rewrote to run the change.
+	Rewritten []string
+	// NoOp is set when the change wrote nothing at all (no transaction id
+	// was assigned): an IF [NOT] EXISTS that found what it looked for, SET
+	// NOT NULL on a column that is NOT NULL already.
+	NoOp bool
+}
+
+func (o Options) observed(idx int) *Observed {
+	if idx < len(o.Observed) {
+		return o.Observed[idx]
+	}
+	return nil
 }
 
 // Build plans the changes of the given migrations against the snapshot.
@@ -253,57 +303,50 @@ func Build(s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 // BuildWith is Build with options.
 func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration) (*Plan, error) {
 	p := &Plan{Version: 1}
-	var frags []*fragment
-	created := map[string]bool{} // tables created by the migration so far
+	var all []change.Change
 	for _, m := range migrations {
 		p.Sources = append(p.Sources, m.File)
-		for _, c := range m.Changes {
-			idx := len(p.Changes)
-			p.Changes = append(p.Changes, c)
-			if c.Kind == change.SessionSetting {
-				continue
-			}
-			plan, ok := catalogue[c.Kind]
-			switch {
-			case created[c.Table]:
-				// A table this migration creates: no running code uses it.
-				// A table it references must still exist.
-				if c.RefTable != "" && !created[c.RefTable] {
-					if _, err := lookupTable(s, c, c.RefTable); err != nil {
-						return nil, err
-					}
-				}
-				c.Reason = "on table " + c.Table + ", created earlier in this migration: no running code uses it yet"
-				plan, ok = planPassThrough, true
-			case c.RefTable != "" && created[c.RefTable]:
-				c.Reason = refTableCreated
-			}
-			if c.Kind == change.CreateTable {
-				created[c.Table] = true
-			}
-			if !ok {
-				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
-			}
-			c.NoArchive = opts.NoArchive
-			f, err := plan(s, c)
-			if err != nil {
-				return nil, err
-			}
-			for k := range f.steps {
-				for i := range f.steps[k] {
-					f.steps[k][i].Change = idx
-				}
-			}
-			for i := range f.backfills {
-				f.backfills[i].Change = idx
-			}
-			for i := range f.findings {
-				f.findings[i].Pos = c.Pos
-			}
-			frags = append(frags, f)
-		}
+		all = append(all, m.Changes...)
 	}
-	merge(p, s, frags)
+	p.Changes = all
+	st := newMigrationState(s, all, opts)
+	var units []*unit
+	for idx, c := range all {
+		if c.Kind == change.SessionSetting {
+			continue
+		}
+		obs := opts.observed(idx)
+		snap := s
+		if obs != nil && obs.Before != nil {
+			snap = obs.Before
+		}
+		c.NoArchive = opts.NoArchive
+		f, err := st.plan(snap, obs, idx, c)
+		if err != nil {
+			return nil, err
+		}
+		st.after(c)
+		for k := range f.steps {
+			for i := range f.steps[k] {
+				f.steps[k][i].Change = idx
+			}
+		}
+		for i := range f.backfills {
+			f.backfills[i].Change = idx
+		}
+		for i := range f.findings {
+			f.findings[i].Pos = c.Pos
+		}
+		units = append(units, &unit{idx: idx, c: c, f: f, objs: objectsOf(snap, obs, c)})
+	}
+	if err := order(units); err != nil {
+		return nil, err
+	}
+	frags := make([]*fragment, len(units))
+	for i, u := range units {
+		frags[i] = u.f
+	}
+	merge(p, st.ownTriggers(), frags)
 	p.Findings = append(p.Findings, findingsOf(p.Changes)...)
 	for _, f := range frags {
 		p.Findings = append(p.Findings, f.findings...)
@@ -318,7 +361,7 @@ func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration
 // merge puts the fragments' statements into phases, adds the dual-write
 // triggers (one per table, covering every change on it) and fills in the app
 // version windows and deploy steps.
-func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
+func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 	steps := map[Kind][]Statement{}
 	var backfills []BackfillStep
 	var syncs []sync
@@ -341,10 +384,6 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 	if len(syncs) > 0 {
 		// Tables with triggers of their own need the backfill mode that
 		// undoes what those triggers change; others can skip it.
-		ownTriggers := map[string]bool{}
-		for name, t := range s.Tables {
-			ownTriggers[name] = len(t.Triggers) > 0
-		}
 		dw, contract := syncTriggers(syncs, backfills, ownTriggers)
 		steps[DualWrite] = append(dw, steps[DualWrite]...)
 		// Last in contract, in the same transaction as the column changes:
@@ -429,7 +468,23 @@ func merge(p *Plan, s *schema.Snapshot, frags []*fragment) {
 
 // ComputeHash recomputes the plan's hash from its phases, to tell whether a
 // plan.json was edited after it was planned.
-func (p *Plan) ComputeHash() string { return hashPhases(p.Phases) }
+func (p *Plan) ComputeHash() string { return hashPlan(p.Phases, p.AppVersion) }
+
+// Seal sets the plan's hash from what it runs; call it after changing
+// Phases or AppVersion.
+func (p *Plan) Seal() { p.Hash = p.ComputeHash() }
+
+// hashPlan is hashPhases, extended by the app version when there is one (so
+// plans without one keep the hash they always had).
+func hashPlan(phases []Phase, av *AppVersion) string {
+	h := hashPhases(phases)
+	if av == nil {
+		return h
+	}
+	b, _ := json.Marshal(av)
+	sum := sha256.Sum256(append([]byte(h), b...))
+	return hex.EncodeToString(sum[:])
+}
 
 // mergeBackfills makes one backfill per table: in backfill mode the sync
 // trigger keeps every column the UPDATE does not set, so two backfills of one

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/schema"
@@ -30,15 +31,21 @@ func planRenameTable(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	f := newFragment()
 	oldQ := t.QName()
+	// The view names the table's columns as they are now: "SELECT *" would
+	// take in columns added later, which a rollback of those could then not
+	// drop.
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = q(c.Name)
+	}
+	view := fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", qq(oldQ), strings.Join(cols, ", "), qq(newQ))
 	f.add(Expand, ddl(oldQ, LockAccessExclusive, "rename the table (metadata only)",
 		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(oldQ), q(c.NewName)),
 		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(newQ), q(t.Name))))
 	f.add(Expand, ddl(oldQ, LockAccessExclusive, "N keeps using the old name through an updatable view",
-		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s", qq(oldQ), qq(newQ)),
-		fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(oldQ))))
+		view, fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(oldQ))))
 	f.add(Contract, ddl(oldQ, LockAccessExclusive, "N is gone: drop the compatibility view",
-		fmt.Sprintf("DROP VIEW %s", qq(oldQ)),
-		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s", qq(oldQ), qq(newQ))))
+		fmt.Sprintf("DROP VIEW %s", qq(oldQ)), view))
 	f.deploy = fmt.Sprintf("N+1 uses table %s", newQ)
 	return f, nil
 }

@@ -14,6 +14,15 @@ import (
 // Markdown writes the plan as the review document (PLAN.md).
 func Markdown(w io.Writer, p *phases.Plan) {
 	fmt.Fprintf(w, "# phasekit plan `%s`\n\n", short(p.Hash))
+	if line := CheckLine(p); line != "" {
+		fmt.Fprintf(w, "**%s**\n\n", line)
+		if p.Check.Checked && !p.Check.OK() || len(p.Check.Limits) > 0 {
+			fmt.Fprintln(w, "```")
+			CheckDetails(w, p)
+			fmt.Fprintln(w, "```")
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintf(w, "Sources: %s  \nTables: %s\n\n", strings.Join(p.Sources, ", "), strings.Join(p.Tables, ", "))
 	fmt.Fprintln(w, "## Changes")
 	fmt.Fprintln(w)
@@ -91,6 +100,10 @@ func Markdown(w io.Writer, p *phases.Plan) {
 
 // Text writes the plan for a terminal.
 func Text(w io.Writer, p *phases.Plan) {
+	if line := CheckLine(p); line != "" {
+		fmt.Fprintln(w, line)
+		CheckDetails(w, p)
+	}
 	fmt.Fprintf(w, "plan %s: %d change(s) on %s\n", short(p.Hash), len(p.Changes), strings.Join(p.Tables, ", "))
 	for i, ph := range p.Phases {
 		if ph.DeployBefore != "" {

@@ -544,6 +544,11 @@ func (b *builder) phases() {
 			}
 			cost, passes, note, rel := cl.classify(st.SQL, st.Table)
 			sr.Cost, sr.CostNote = cost, note
+			if cost == CostUpdate {
+				// Its table lock lets writes go on, but every row it updates
+				// or deletes stays locked until it commits.
+				sr.Blocks.Writes = true
+			}
 			if sr.Table == "" {
 				sr.Table = rel
 			}

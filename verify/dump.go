@@ -82,3 +82,20 @@ func NormalizeDump(dump string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// DumpSchemaFile writes pg_dump --schema-only of a database to file, without
+// owners, privileges or phasekit's own schema: what a scratch copy of its
+// schema is loaded from.
+func DumpSchemaFile(ctx context.Context, dsn, file string) error {
+	bin, err := clientBinary("pg_dump")
+	if err != nil {
+		return err
+	}
+	cmd := clientCommand(ctx, bin, dsn, "--schema-only", "--no-owner", "--no-privileges", "--exclude-schema=phasekit", "-f", file)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pg_dump --schema-only of %s: %w: %s", Redact(dsn), err, strings.TrimSpace(errb.String()))
+	}
+	return nil
+}

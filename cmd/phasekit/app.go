@@ -19,7 +19,6 @@ import (
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/report"
 	"github.com/phasekit/phasekit/schema"
 	"github.com/phasekit/phasekit/verify"
 )
@@ -67,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 		Commands: []*cli.Command{
 			planCommand(),
+			replayCommand(),
 			lintCommand(),
 			specSchemaCommand(),
 			inspectCommand(),
@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	err := app.Run(args)
+	err := app.Run(hoistGlobalFlags(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -179,72 +179,6 @@ func snapshot(ctx context.Context, c *cli.Context, required bool) (*schema.Snaps
 		return nil, badInput(errors.New("no schema: pass --schema FILE (a pg_dump --schema-only file) or --dsn / DATABASE_URL"))
 	}
 	return nil, nil
-}
-
-func planCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "plan",
-		Usage:     "split a migration into expand, dual-write, backfill and contract phases",
-		ArgsUsage: "MIGRATION.sql|change.yaml...",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file with the current schema (loaded into a throwaway local cluster)"},
-			&cli.StringFlag{Name: "out", Usage: "write golang-migrate files, plan.json and PLAN.md into this directory"},
-			&cli.BoolFlag{Name: "no-archive", Usage: "contract drops columns and tables at once instead of archiving them for phasekit purge"},
-			&cli.StringFlag{Name: "pipeline", Usage: "pipeline.yaml: bind every phase to the deploy stages and waves (docs/pipeline.md)"},
-		},
-		Action: func(c *cli.Context) error {
-			ms, err := readMigrations(c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			var pl *pipeline.Pipeline
-			if f := c.String("pipeline"); f != "" {
-				if pl, err = pipeline.Load(f); err != nil {
-					return badInput(err)
-				}
-			}
-			snap, err := snapshot(c.Context, c, true)
-			if err != nil {
-				return err
-			}
-			p, err := phases.BuildWith(phases.Options{NoArchive: c.Bool("no-archive")}, snap, ms...)
-			if err != nil {
-				return err
-			}
-			if pl != nil {
-				p.Binding = pipeline.Bind(p, pl, c.String("pipeline"))
-			}
-			if out := c.String("out"); out != "" {
-				written, err := migrations.Write(out, p, func(p *phases.Plan) string {
-					var md strings.Builder
-					report.Markdown(&md, p)
-					return md.String()
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "wrote %d migration(s), plan.json and PLAN.md to %s\n", len(written), out)
-				return nil
-			}
-			return printPlan(c, p)
-		},
-	}
-}
-
-func printPlan(c *cli.Context, p *phases.Plan) error {
-	switch c.String("format") {
-	case "json":
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
-	case "markdown":
-		report.Markdown(c.App.Writer, p)
-	case "text":
-		report.Text(c.App.Writer, p)
-	default:
-		return badInput(fmt.Errorf("--format %q: use text, json or markdown", c.String("format")))
-	}
-	return nil
 }
 
 func lintCommand() *cli.Command {

@@ -1,3 +1,3 @@
 -- unknown-statement
 SET lock_timeout = '2s';
-UPDATE customer SET company = '' WHERE company IS NULL;
+CLUSTER customer USING customer_pkey;

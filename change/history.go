@@ -1,0 +1,91 @@
+package change
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// HistoryFile is one up migration of an application's migration history.
+type HistoryFile struct {
+	// Version is the file's version as written (digits; it may exceed
+	// 64 bits: pop uses 20-digit timestamps).
+	Version string
+	Path    string
+}
+
+// ReadHistory lists the PostgreSQL up migrations of a directory in version
+// order. It reads golang-migrate names (VERSION_name.up.sql) and pop names
+// (VERSION_name[.postgres][.autocommit].up.sql): for one version, a
+// .postgres. file replaces the dialect-neutral one, and files of other
+// dialects (.mysql., .sqlite3., .cockroach.) and non-SQL files are left out.
+func ReadHistory(dir string) ([]HistoryFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations directory: %w", err)
+	}
+	type pick struct {
+		f        HistoryFile
+		postgres bool
+	}
+	byVersion := map[string]pick{}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		v, ok := FileVersion(name)
+		if !ok || !strings.HasSuffix(name, ".up.sql") {
+			continue
+		}
+		parts := strings.Split(strings.TrimSuffix(name, ".up.sql"), ".")
+		dialect := ""
+		for _, p := range parts[1:] {
+			if p != "autocommit" {
+				dialect = p
+			}
+		}
+		if dialect != "" && dialect != "postgres" && dialect != "postgresql" {
+			continue
+		}
+		p := pick{f: HistoryFile{Version: v, Path: dir + string(os.PathSeparator) + name}, postgres: dialect != ""}
+		if old, seen := byVersion[v]; seen {
+			if old.postgres == p.postgres {
+				return nil, fmt.Errorf("%s: two up migrations of version %s (%s too)", p.f.Path, v, old.f.Path)
+			}
+			if old.postgres {
+				continue
+			}
+		}
+		byVersion[v] = p
+	}
+	out := make([]HistoryFile, 0, len(byVersion))
+	for _, p := range byVersion {
+		out = append(out, p.f)
+	}
+	sort.Slice(out, func(i, j int) bool { return VersionLess(out[i].Version, out[j].Version) })
+	return out, nil
+}
+
+// FileVersion reads the leading version of a migration file name
+// ("000181_rename.up.sql" -> "000181"); ok is false when there is none.
+func FileVersion(name string) (string, bool) {
+	i := 0
+	for i < len(name) && name[i] >= '0' && name[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(name) || name[i] != '_' {
+		return "", false
+	}
+	return name[:i], true
+}
+
+// VersionLess orders versions numerically, whatever their length.
+func VersionLess(a, b string) bool {
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/plancheck"
+)
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "replay",
+		Usage: "walk a migration history: plan and check every file against the schema the earlier ones built (docs/plan-check.md)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Required: true, Usage: "the migrations directory (golang-migrate or pop file names)"},
+			&cli.StringFlag{Name: "order", Usage: "a file listing the up migrations in the order PostgreSQL runs them (default: by version)"},
+			&cli.StringFlag{Name: "from", Usage: "plan from this version on (earlier ones are only applied)"},
+			&cli.StringFlag{Name: "schema", Usage: "a schema file to start from (default: an empty database)"},
+			&cli.StringFlag{Name: "dev-url", Usage: "an existing PostgreSQL server to make scratch databases on (default: a throwaway local cluster)"},
+			&cli.BoolFlag{Name: "no-rollbacks", Usage: "skip the rollback checks (faster)"},
+			&cli.StringFlag{Name: "out", Usage: "also write the results as JSON to this file"},
+		},
+		Action: func(c *cli.Context) error {
+			files, err := historyFiles(c.String("dir"), c.String("order"))
+			if err != nil {
+				return badInput(err)
+			}
+			dev, err := plancheck.Open(c.Context, plancheck.Options{DevURL: c.String("dev-url")})
+			if err != nil {
+				return err
+			}
+			defer dev.Close()
+			if f := c.String("schema"); f != "" {
+				if err := dev.LoadSchemaFile(c.Context, f); err != nil {
+					return badInput(err)
+				}
+			}
+			start := time.Now()
+			var results []plancheck.VersionResult
+			w := c.App.Writer
+			format := c.String("format")
+			if format == "text" {
+				fmt.Fprintf(w, "replaying %d migration(s) of %s on %s\n", len(files), c.String("dir"), dev.Server)
+			}
+			err = dev.ReplayHistory(c.Context, files, plancheck.HistoryOptions{From: c.String("from"), Check: plancheck.CheckOptions{NoRollbacks: c.Bool("no-rollbacks")}},
+				func(r plancheck.VersionResult) {
+					results = append(results, r)
+					if format == "text" {
+						printVersion(w, r)
+					}
+				})
+			if out := c.String("out"); out != "" {
+				f, ferr := os.Create(out)
+				if ferr != nil {
+					return ferr
+				}
+				if werr := writeJSON(f, results); werr != nil {
+					f.Close()
+					return werr
+				}
+				if cerr := f.Close(); cerr != nil {
+					return cerr
+				}
+			}
+			switch format {
+			case "json":
+				if jerr := writeJSON(w, results); jerr != nil {
+					return jerr
+				}
+			case "markdown":
+				writeReplayMarkdown(w, results)
+			default:
+				writeReplaySummary(w, results, time.Since(start))
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Outcome == plancheck.CheckFailed || r.Outcome == plancheck.Crashed {
+					return cli.Exit("", exitFindings)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// historyFiles lists the up migrations of dir, in the order given by the
+// order file when there is one.
+func historyFiles(dir, order string) ([]change.HistoryFile, error) {
+	all, err := change.ReadHistory(dir)
+	if err != nil {
+		return nil, err
+	}
+	if order == "" {
+		return all, nil
+	}
+	f, err := os.Open(order)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []change.HistoryFile
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		v, ok := change.FileVersion(name)
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: %q has no version", order, line, name)
+		}
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", order, line, err)
+		}
+		out = append(out, change.HistoryFile{Version: v, Path: p})
+	}
+	if len(out) == 0 {
+		return nil, errors.New(order + ": no migration listed")
+	}
+	return out, sc.Err()
+}
+
+func printVersion(w io.Writer, r plancheck.VersionResult) {
+	var ph []string
+	for _, k := range r.Phases {
+		ph = append(ph, string(k))
+	}
+	line := fmt.Sprintf("%-22s %-13s %5d ms  %s", r.Version, r.Outcome, r.Millis, strings.Join(ph, ","))
+	if r.Check != nil && len(r.Check.Limits) > 0 {
+		line += fmt.Sprintf("  (%d limit(s): %s)", len(r.Check.Limits), r.Check.Limits[0])
+	}
+	fmt.Fprintln(w, line)
+	if r.Reason != "" {
+		fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(firstLines(r.Reason, 6), "\n", "\n    "))
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "...")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func replayCounts(results []plancheck.VersionResult) (counts map[string]int, limits int) {
+	counts = map[string]int{}
+	for _, r := range results {
+		counts[r.Outcome]++
+		if r.Check != nil && len(r.Check.Limits) > 0 {
+			limits++
+		}
+	}
+	return counts, limits
+}
+
+func writeReplaySummary(w io.Writer, results []plancheck.VersionResult, took time.Duration) {
+	counts, limits := replayCounts(results)
+	fmt.Fprintf(w, "\n%d version(s) in %s: %d planned and checked, %d refused, %d check failed, %d crashed; %d planned with a stated limit (column position)\n",
+		len(results), took.Round(time.Second), counts[plancheck.Planned], counts[plancheck.Refused], counts[plancheck.CheckFailed], counts[plancheck.Crashed], limits)
+}
+
+func writeReplayMarkdown(w io.Writer, results []plancheck.VersionResult) {
+	counts, limits := replayCounts(results)
+	fmt.Fprintln(w, "| outcome | versions |")
+	fmt.Fprintln(w, "| --- | --: |")
+	for _, o := range []string{plancheck.Planned, plancheck.Refused, plancheck.CheckFailed, plancheck.Crashed} {
+		fmt.Fprintf(w, "| %s | %d |\n", o, counts[o])
+	}
+	fmt.Fprintf(w, "| planned with a stated limit | %d |\n\n", limits)
+	var rows []plancheck.VersionResult
+	for _, r := range results {
+		if r.Outcome != plancheck.Planned {
+			rows = append(rows, r)
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Outcome < rows[j].Outcome })
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "| version | outcome | why |")
+	fmt.Fprintln(w, "| --- | --- | --- |")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", filepath.Base(r.File), r.Outcome, strings.ReplaceAll(strings.ReplaceAll(firstLines(r.Reason, 1), "|", "\\|"), "\n", " "))
+	}
+}

@@ -1,0 +1,279 @@
+package phases
+
+import (
+	"fmt"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/schema"
+)
+
+// migrationState is what planning one change needs to know about the others
+// of the same migration: tables and columns it creates (no running code uses
+// them yet), indexes dropped and created again under the same name, objects
+// dropped and created again.
+type migrationState struct {
+	base *schema.Snapshot
+	all  []change.Change
+	opts Options
+	// createdTables and createdColumns ("schema.table.column") are created
+	// by changes planned so far.
+	createdTables  map[string]bool
+	createdColumns map[string]bool
+	// recreatedBy maps a DROP INDEX to the later CREATE INDEX of the same
+	// name; recreates maps that CREATE INDEX back to the DROP.
+	recreatedBy, recreates map[int]int
+	// replaced marks DROP statements whose object a later statement creates
+	// again: a replacement, not a removal.
+	replaced map[int]bool
+}
+
+func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options) *migrationState {
+	st := &migrationState{base: base, all: all, opts: opts,
+		createdTables: map[string]bool{}, createdColumns: map[string]bool{},
+		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}}
+	for i, c := range all {
+		if obs := opts.observed(i); obs != nil && obs.NoOp {
+			continue
+		}
+		switch c.Kind {
+		case change.DropIndex:
+			for j := i + 1; j < len(all); j++ {
+				d := all[j]
+				if d.Kind == change.CreateIndex && schema.QualifiedName(schemaOf(d.Table), d.Constraint) == c.Constraint {
+					if _, taken := st.recreates[j]; !taken {
+						st.recreatedBy[i], st.recreates[j] = j, i
+					}
+					break
+				}
+				if touchesIndexName(d, c.Constraint) {
+					break
+				}
+			}
+		case change.DropObject:
+			for j := i + 1; j < len(all); j++ {
+				if recreatesObject(opts.observed(j), c) {
+					st.replaced[i] = true
+					break
+				}
+			}
+		}
+	}
+	return st
+}
+
+// touchesIndexName tells a change that names index name other than by
+// creating it (a rename, another drop): the drop and a later create are then
+// not one replacement.
+func touchesIndexName(c change.Change, name string) bool {
+	return (c.Kind == change.DropIndex && c.Constraint == name) || (c.Kind == change.Reindex && c.Object == name)
+}
+
+// recreatesObject tells whether a replayed change creates the object a
+// DropObject change drops.
+func recreatesObject(obs *Observed, drop change.Change) bool {
+	if obs == nil || obs.Before == nil || obs.After == nil {
+		return false
+	}
+	switch drop.ObjectType {
+	case "VIEW", "MATVIEW":
+		_, before := obs.Before.Views[drop.Object]
+		_, after := obs.After.Views[drop.Object]
+		return !before && after
+	case "FUNCTION", "PROCEDURE":
+		for k, f := range obs.After.Functions {
+			if _, before := obs.Before.Functions[k]; !before && sameFunction(schema.QualifiedName(f.Schema, f.Name), f.Args, drop.Object) {
+				return true
+			}
+		}
+	case "TYPE", "DOMAIN":
+		_, before := obs.Before.Enums[drop.Object]
+		_, after := obs.After.Enums[drop.Object]
+		return !before && after
+	case "TRIGGER":
+		t, ok := obs.After.Tables[drop.Table]
+		if !ok {
+			return false
+		}
+		name := drop.Object[len(drop.Table)+1:]
+		for _, tr := range t.Triggers {
+			if tr.Name == name {
+				if tb, ok := obs.Before.Tables[drop.Table]; ok {
+					for _, old := range tb.Triggers {
+						if old.Name == name {
+							return false
+						}
+					}
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameFunction compares a function's name and identity arguments with what
+// a DROP FUNCTION named ("schema.name" or "schema.name(args)").
+func sameFunction(name, args, dropped string) bool {
+	return dropped == name || dropped == name+"("+args+")"
+}
+
+// after records what a planned change creates.
+func (st *migrationState) after(c change.Change) {
+	switch c.Kind {
+	case change.CreateTable:
+		st.createdTables[c.Table] = true
+	case change.AddColumn:
+		st.createdColumns[c.Table+"."+c.Column] = true
+	case change.RenameColumn:
+		if st.createdColumns[c.Table+"."+c.Column] {
+			st.createdColumns[c.Table+"."+c.NewName] = true
+		}
+	case change.RenameTable:
+		if st.createdTables[c.Table] {
+			st.createdTables[schemaOf(c.Table)+"."+c.NewName] = true
+		}
+	}
+}
+
+// schemaKinds are the kinds that change only the catalogue: when the replay
+// shows they wrote nothing, there is nothing to plan.
+func schemaKind(k change.Kind) bool {
+	return k != change.Data && k != change.Unknown && k != change.SessionSetting
+}
+
+// plan plans one change against the schema before it.
+func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c change.Change) (*fragment, error) {
+	if obs != nil && obs.NoOp && schemaKind(c.Kind) {
+		f := newFragment()
+		f.findings = append(f.findings, Finding{Rule: RuleNoOp, Severity: Info,
+			Message: "changes nothing on this schema (PostgreSQL wrote nothing when it ran on the scratch copy): not planned"})
+		return f, nil
+	}
+	if c.Kind == change.Unknown && c.ObjectType == "DO" {
+		// Run opaquely in expand, its DDL would take the locks and break
+		// N the way the catalogue's recipes exist to avoid.
+		return nil, &PlanError{Pos: c.Pos, Msg: c.Reason}
+	}
+	if j, ok := st.recreatedBy[idx]; ok {
+		f := newFragment()
+		f.findings = append(f.findings, Finding{Rule: RuleRecreatedIndex, Severity: Info,
+			Message: fmt.Sprintf("index %s is created again at %s: planned there as one replacement (built under another name, swapped at contract)", c.Constraint, st.all[j].Pos)})
+		return f, nil
+	}
+	if i, ok := st.recreates[idx]; ok {
+		var old *schema.Snapshot = st.base
+		if o := st.opts.observed(i); o != nil && o.Before != nil {
+			old = o.Before
+		}
+		return planRecreateIndex(old, st.all[i], c)
+	}
+	if st.createdTables[c.Table] {
+		// A table this migration creates: no running code uses it. A table
+		// it references must still exist.
+		if c.RefTable != "" && !st.createdTables[c.RefTable] {
+			if _, err := lookupTable(s, c, c.RefTable); err != nil {
+				return nil, err
+			}
+		}
+		c.Reason = "on table " + c.Table + ", created earlier in this migration: no running code uses it yet"
+		return planPassThrough(s, c)
+	}
+	if c.RefTable != "" && st.createdTables[c.RefTable] && (obs == nil || obs.Before == nil) {
+		c.Reason = refTableCreated
+	}
+	if st.createdColumns[c.Table+"."+c.Column] {
+		switch c.Kind {
+		case change.RenameColumn, change.ChangeType, change.DropColumn, change.SetDefault, change.DropNotNull:
+			c.Reason = fmt.Sprintf("on column %s.%s, added earlier in this migration: N never reads or writes it", c.Table, c.Column)
+			f, err := planPassThrough(s, c)
+			if err == nil && c.Kind == change.ChangeType && rewrote(obs, c.Table) {
+				f.findings = append(f.findings, Finding{Rule: RuleChangeType, Severity: Warning,
+					Message: fmt.Sprintf("retypes %s.%s, added earlier in this migration: PostgreSQL rewrites the table under ACCESS EXCLUSIVE; give the column its final type where it is added", c.Table, c.Column)})
+			}
+			return f, err
+		}
+	}
+	if len(c.Columns) > 0 {
+		c.NewColumns = st.allNew(s, c.Table, c.Columns)
+	}
+	if c.Kind == change.ChangeType && obs != nil && obs.After != nil && !rewrote(obs, c.Table) {
+		if f, ok := planCatalogueOnlyType(s, obs, c); ok {
+			return f, nil
+		}
+	}
+	if c.Kind == change.DropObject && st.replaced[idx] {
+		f := newFragment()
+		f.add(Expand, Statement{SQL: c.SQL, Lock: LockAccessExclusive, Transactional: true, Table: c.Table,
+			Why: fmt.Sprintf("%s %s is created again later in this migration: a replacement, run as written", c.ObjectType, c.Object)})
+		return f, nil
+	}
+	plan, ok := catalogue[c.Kind]
+	if !ok {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
+	}
+	return plan(s, c)
+}
+
+// allNew tells whether every column is added by this migration without a
+// default, so N never writes a value into it.
+func (st *migrationState) allNew(s *schema.Snapshot, table string, cols []string) bool {
+	t, ok := s.Table(table)
+	for _, name := range cols {
+		if !st.createdColumns[table+"."+name] {
+			return false
+		}
+		if ok {
+			if col, found := t.Column(name); found && (col.Default != "" || col.Identity != "" || col.Generated != "") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// rewrote tells whether the replay rewrote the table or one of its indexes.
+func rewrote(obs *Observed, table string) bool {
+	if obs == nil {
+		return true
+	}
+	idx := map[string]bool{table: true}
+	for _, snap := range []*schema.Snapshot{obs.Before, obs.After} {
+		if snap == nil {
+			continue
+		}
+		if t, ok := snap.Tables[table]; ok {
+			for _, ix := range t.Indexes {
+				idx[schema.QualifiedName(t.Schema, ix.Name)] = true
+			}
+		}
+	}
+	for _, r := range obs.Rewritten {
+		if idx[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// ownTriggers tells which tables have triggers of their own (phasekit's
+// aside) in the schema before the migration or after any of its statements:
+// their backfills need the mode that undoes what those triggers change.
+func (st *migrationState) ownTriggers() map[string]bool {
+	out := map[string]bool{}
+	mark := func(s *schema.Snapshot) {
+		if s == nil {
+			return
+		}
+		for name, t := range s.Tables {
+			out[name] = out[name] || len(t.Triggers) > 0
+		}
+	}
+	mark(st.base)
+	for _, o := range st.opts.Observed {
+		if o != nil {
+			mark(o.Before)
+			mark(o.After)
+		}
+	}
+	return out
+}

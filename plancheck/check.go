@@ -1,0 +1,204 @@
+package plancheck
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
+)
+
+// CheckOptions tune Check.
+type CheckOptions struct {
+	// NoRollbacks skips the rollback checks.
+	NoRollbacks bool
+	// Workers is how many copies are worked on at once (default 2).
+	Workers int
+}
+
+// Check applies the plan through every phase and purge on a new copy of the
+// base schema with phasekit's executor and compares the result with the
+// replay's end state (the file as written); then, on further copies, applies
+// it up to each phase boundary, rolls everything back and compares with the
+// base. The replay must be of the migrations the plan was made from.
+func (d *Dev) Check(ctx context.Context, p *phases.Plan, r *Replay, o CheckOptions) (*phases.CheckResult, error) {
+	start := time.Now()
+	res := &phases.CheckResult{Checked: true, Server: d.Server}
+	if r.Unreplayable != "" {
+		return &phases.CheckResult{Reason: r.Unreplayable}, nil
+	}
+	// The check is of what the phases do; the application's version table
+	// is bookkeeping apply keeps apart.
+	cp := *p
+	cp.AppVersion, cp.Binding, cp.Check = nil, nil, nil
+	dir, err := os.MkdirTemp("", "phasekit-check-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	planDir := filepath.Join(dir, "plan")
+	if _, err := migrations.Write(planDir, &cp, func(*phases.Plan) string { return "" }); err != nil {
+		return nil, err
+	}
+	want, err := d.catalog(ctx, r.DB, true)
+	if err != nil {
+		return nil, err
+	}
+	baseCat, err := d.catalog(ctx, d.base, true)
+	if err != nil {
+		return nil, err
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = 2
+	}
+	jobs := []func(){}
+	jobs = append(jobs, func() {
+		got, err := d.applied(ctx, planDir, &cp, len(cp.Phases)-1, false)
+		if err != nil {
+			res.Error = err.Error()
+			return
+		}
+		res.Differences = Compare(want, got, true)
+		res.Limits = PositionLimits(want, got)
+		res.Equal = len(res.Differences) == 0
+	})
+	if !o.NoRollbacks {
+		res.Rollbacks = make([]phases.RollbackCheck, len(cp.Phases))
+		for k := range cp.Phases {
+			k := k
+			jobs = append(jobs, func() {
+				rb := &res.Rollbacks[k]
+				rb.After = cp.Phases[k].Kind
+				for _, ph := range cp.Phases[:k+1] {
+					rb.Irreversible = rb.Irreversible || !ph.Reversible
+				}
+				got, err := d.applied(ctx, planDir, &cp, k, true)
+				if err != nil {
+					rb.Error = err.Error()
+					return
+				}
+				rb.Differences = Compare(baseCat, got, true)
+				rb.Equal = len(rb.Differences) == 0
+			})
+		}
+	}
+	runJobs(jobs, workers)
+	if res.Error != "" {
+		res.Equal = false
+	}
+	res.Millis = time.Since(start).Milliseconds() + r.Millis
+	return res, nil
+}
+
+func runJobs(jobs []func(), workers int) {
+	ch := make(chan func())
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				j()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+}
+
+func (d *Dev) catalog(ctx context.Context, db string, rows bool) (*Catalog, error) {
+	conn, err := d.connect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return ReadCatalog(ctx, conn, rows)
+}
+
+// applied applies the plan up to phase index last on a new copy of the
+// base, then purges (or, with rollback, rolls every phase back), and
+// returns the copy's catalogue.
+func (d *Dev) applied(ctx context.Context, planDir string, p *phases.Plan, last int, rollback bool) (*Catalog, error) {
+	db, err := d.copyOf(ctx, d.base)
+	if err != nil {
+		return nil, err
+	}
+	defer d.drop(db)
+	if last < 0 {
+		// A plan with nothing to run: the base as it is.
+		return d.catalog(ctx, db, true)
+	}
+	dsn := d.sb.DSN(db)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ddl := migrations.DDLOptions{LockTimeout: time.Second, MaxAttempts: 3, Log: quiet}
+	runner := migrations.Runner{Host: "plancheck", OSUser: "phasekit", PID: os.Getpid(), Version: "plan check"}
+	if _, err := migrations.Apply(ctx, dsn, planDir, migrations.ApplyOptions{
+		Until: p.Phases[last].Kind, DDL: ddl, Runner: runner, Out: io.Discard, Log: quiet,
+		Backfill: migrations.BackfillOptions{TargetBatch: migrations.DefaultBatchTarget},
+	}); err != nil {
+		return nil, fmt.Errorf("apply through %s: %w", p.Phases[last].Kind, err)
+	}
+	if rollback {
+		if _, err := migrations.Rollback(ctx, dsn, planDir, migrations.RollbackOptions{All: true, Force: true, DDL: ddl, Runner: runner, Out: io.Discard, Log: quiet}); err != nil {
+			return nil, fmt.Errorf("roll back from %s: %w", p.Phases[last].Kind, err)
+		}
+	} else {
+		conn, err := d.connect(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		// Archives of every age: the end state is after purge.
+		_, err = migrations.Purge(ctx, conn, -time.Hour, false, ddl, io.Discard)
+		conn.Close(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("purge: %w", err)
+		}
+	}
+	return d.catalog(ctx, db, true)
+}
+
+// Plan plans migrations against the base schema, each statement against the
+// schema the ones before it leave (a replay), and with check proves the
+// plan (Check). It returns the replay too: its database holds the file's
+// end state. A change the planner refuses comes back as its
+// *phases.PlanError (the planner's message names what is missing, with a
+// suggestion), a statement PostgreSQL refuses as a *StatementError.
+func (d *Dev) Plan(ctx context.Context, ms []*change.Migration, opts phases.Options, check bool, co CheckOptions) (*phases.Plan, *Replay, error) {
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	replay, replayErr := d.Replay(ctx, ms)
+	if replay == nil {
+		return nil, nil, replayErr
+	}
+	opts.Observed = replay.Observed
+	p, err := phases.BuildWith(opts, snap, ms...)
+	if err != nil {
+		return nil, replay, err
+	}
+	if replayErr != nil {
+		return nil, replay, replayErr
+	}
+	if !check {
+		p.Check = &phases.CheckResult{Reason: "skipped (--no-check)"}
+		return p, replay, nil
+	}
+	res, err := d.Check(ctx, p, replay, co)
+	if err != nil {
+		return nil, replay, fmt.Errorf("check the plan: %w", err)
+	}
+	p.Check = res
+	return p, replay, nil
+}

@@ -1,0 +1,136 @@
+package plancheck_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/plancheck"
+	"github.com/phasekit/phasekit/verify/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// dev opens a dev server on the test binary's cluster with base loaded.
+func dev(t *testing.T, base string) *plancheck.Dev {
+	t.Helper()
+	ctx := context.Background()
+	d, err := plancheck.Open(ctx, plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	m, err := change.ParseSQL("base.sql", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.LoadHistory(ctx, []*change.Migration{m}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func planChecked(t *testing.T, base, sql string) (*phases.Plan, error) {
+	t.Helper()
+	m, err := change.ParseSQL("m.sql", sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := dev(t, base).Plan(context.Background(), []*change.Migration{m}, phases.Options{}, true, plancheck.CheckOptions{})
+	return p, err
+}
+
+func phaseList(p *phases.Plan) string {
+	var ks []string
+	for _, ph := range p.Phases {
+		ks = append(ks, string(ph.Kind))
+	}
+	return strings.Join(ks, ",")
+}
+
+const chinookish = `
+CREATE TABLE customer (customer_id serial PRIMARY KEY, email varchar(60) NOT NULL, company varchar(80), country varchar(40));
+CREATE TABLE invoice (invoice_id serial PRIMARY KEY, customer_id int NOT NULL REFERENCES customer, total numeric(10,2) NOT NULL, deleted boolean NOT NULL DEFAULT false);
+CREATE INDEX invoice_customer_id_idx ON invoice (customer_id);
+CREATE TABLE selfservice_errors (id uuid PRIMARY KEY, seen_at timestamp NOT NULL);
+CREATE TABLE t (id serial PRIMARY KEY, a int, b varchar(20) DEFAULT 'x');
+CREATE INDEX i ON t (a);
+INSERT INTO customer (email, company, country) SELECT 'c' || g || '@x', CASE WHEN g % 2 = 0 THEN 'co' END, 'US' FROM generate_series(1, 50) g;
+INSERT INTO invoice (customer_id, total, deleted) SELECT 1 + g % 50, g, g % 7 = 0 FROM generate_series(1, 200) g;
+INSERT INTO t (a, b) SELECT g, 'v' || g FROM generate_series(1, 100) g;
+`
+
+// Each file is either refused with a reason, or planned so that the plan,
+// applied through every phase and purge on PostgreSQL, leaves what the file
+// leaves, and every rollback returns the start (Check).
+func TestPlanEqualsFile(t *testing.T) {
+	cases := []struct {
+		name, sql string
+		phases    string // the plan's phases; "" to skip
+		refuse    string // substring of the refusal
+	}{
+		// issue 12: a subcommand is never lost.
+		{name: "retype_and_drop_not_null_in_one_statement", sql: `ALTER TABLE "selfservice_errors" ALTER COLUMN "seen_at" TYPE timestamp, ALTER COLUMN "seen_at" DROP NOT NULL;`, phases: "expand"},
+		{name: "real_retype_and_drop_not_null", sql: `ALTER TABLE invoice ALTER COLUMN total TYPE numeric(14,2) USING total * 1, ALTER COLUMN total DROP NOT NULL;`},
+		// Statements see what the statements before them did.
+		{name: "add_column_then_drop_default", sql: "ALTER TABLE invoice ADD COLUMN channel text NOT NULL DEFAULT 'web'; ALTER TABLE invoice ALTER COLUMN channel DROP DEFAULT;", phases: "expand,contract"},
+		{name: "rename_table_then_alter", sql: "ALTER TABLE t RENAME TO t2; ALTER TABLE t2 ADD COLUMN x int;", phases: "expand,contract"},
+		{name: "add_column_then_index_and_not_null", sql: "ALTER TABLE customer ADD COLUMN tier int DEFAULT 0; CREATE INDEX customer_tier_idx ON customer (tier); ALTER TABLE customer ALTER COLUMN tier SET NOT NULL;", phases: "expand,contract"},
+		{name: "two_drops_first_removes_the_foreign_key", sql: "ALTER TABLE invoice DROP COLUMN customer_id; DROP TABLE customer;", phases: "expand,contract"},
+		// No-ops mean what PostgreSQL says.
+		{name: "add_column_if_not_exists_existing", sql: "ALTER TABLE customer ADD COLUMN IF NOT EXISTS email varchar(60);", phases: ""},
+		{name: "set_not_null_on_not_null", sql: "ALTER TABLE customer ALTER COLUMN email SET NOT NULL;", phases: ""},
+		{name: "same_type_again", sql: "ALTER TABLE invoice ALTER COLUMN customer_id TYPE integer, ALTER COLUMN customer_id SET NOT NULL;", phases: ""},
+		// A column added with its constraint inline.
+		{name: "inline_check", sql: "ALTER TABLE customer ADD COLUMN code varchar(64) NULL CHECK (code IS NULL OR code <> '');", phases: "expand,validate"},
+		{name: "inline_references", sql: "ALTER TABLE invoice ADD COLUMN referrer_id int REFERENCES customer (customer_id);", phases: "expand,validate"},
+		// Catalogue-only type changes stay catalogue-only.
+		{name: "varchar_growth_indexed", sql: "CREATE INDEX customer_email_idx ON customer (email); ALTER TABLE customer ALTER COLUMN email TYPE varchar(200);", phases: "expand"},
+		{name: "varchar_to_text", sql: "ALTER TABLE customer ALTER COLUMN country TYPE text;", phases: "expand"},
+		// Constraints N may violate wait for contract.
+		{name: "check_in_contract", sql: "ALTER TABLE invoice ADD CONSTRAINT invoice_total_positive CHECK (total >= 0);", phases: "contract"},
+		{name: "unique_in_contract", sql: "ALTER TABLE customer ADD CONSTRAINT customer_email_key UNIQUE (email);", phases: "contract"},
+		// Data statements travel with the step they prepare.
+		{name: "delete_then_drop_column", sql: "DELETE FROM invoice WHERE deleted; ALTER TABLE invoice DROP COLUMN deleted;", phases: "contract"},
+		{name: "fill_then_set_not_null", sql: "UPDATE customer SET company = 'n/a' WHERE company IS NULL; ALTER TABLE customer ALTER COLUMN company SET DEFAULT 'n/a'; ALTER TABLE customer ALTER COLUMN company SET NOT NULL;", phases: "expand,contract"},
+		// DO blocks are read.
+		{name: "do_block_with_queries", sql: "DO $$ BEGIN UPDATE customer SET country = 'USA' WHERE country = 'US'; END $$;", phases: "expand"},
+		{name: "do_block_with_ddl", sql: "DO $$ BEGIN ALTER TABLE customer DROP COLUMN company; END $$;", refuse: "DO block runs"},
+		// issue 16's shapes.
+		{name: "drop_and_recreate_index_unique", sql: "DROP INDEX i; CREATE UNIQUE INDEX i ON t (b);", phases: "contract"},
+		{name: "drop_and_recreate_index", sql: "DROP INDEX IF EXISTS i; CREATE INDEX IF NOT EXISTS i ON t (a, b);", phases: "expand,contract"},
+		{name: "retype_then_set_default", sql: "ALTER TABLE t ALTER COLUMN b TYPE text; ALTER TABLE t ALTER COLUMN b SET DEFAULT 'y';", phases: "expand"},
+		{name: "retype_then_index", sql: "ALTER TABLE invoice ALTER COLUMN total TYPE numeric(12,4); CREATE UNIQUE INDEX invoice_total_key ON invoice (total);"},
+		{name: "column_renamed_then_table_renamed", sql: "ALTER TABLE t RENAME COLUMN a TO a2; ALTER TABLE t RENAME TO t3;", refuse: "separate migrations"},
+		{name: "drop_view_then_recreate", sql: "CREATE VIEW v AS SELECT customer_id, email FROM customer; DROP VIEW v; CREATE VIEW v AS SELECT customer_id, email, country FROM customer;", phases: "expand"},
+		{name: "drop_function", sql: "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'; DROP FUNCTION f();", phases: "expand,contract"},
+		{name: "drop_type_still_used_by_a_retyped_column", sql: "CREATE TYPE mood AS ENUM ('a', 'b'); ALTER TABLE customer ADD COLUMN m mood; ALTER TABLE customer ALTER COLUMN m TYPE text; DROP TYPE mood;"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := planChecked(t, chinookish, tc.sql)
+			if tc.refuse != "" {
+				var pe *phases.PlanError
+				if !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.refuse) {
+					t.Fatalf("want a refusal containing %q, got plan %v, error %v", tc.refuse, p != nil, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Check.OK() {
+				t.Fatalf("check failed: %+v", p.Check)
+			}
+			if tc.phases != "" || tc.name == "add_column_if_not_exists_existing" || tc.name == "set_not_null_on_not_null" || tc.name == "same_type_again" {
+				if got := phaseList(p); got != tc.phases {
+					t.Errorf("phases %q, want %q", got, tc.phases)
+				}
+			}
+		})
+	}
+}

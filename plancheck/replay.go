@@ -1,0 +1,285 @@
+package plancheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/schema"
+)
+
+// Replay is a migration replayed on a copy of the base schema.
+type Replay struct {
+	// Observed holds, per change (over all migrations, in order), what the
+	// replay saw; see phases.Observed.
+	Observed []*phases.Observed
+	// DB is the copy holding the migration's end state: the file as written.
+	DB string
+	// Millis is how long the replay took.
+	Millis int64
+	// Unreplayable names the first statement with no plain SQL (a change
+	// spec's remove_enum_value): the replay stops there and the plan cannot
+	// be checked.
+	Unreplayable string
+}
+
+// StatementError is a statement PostgreSQL refused during the replay, on
+// the schema the statements before it left.
+type StatementError struct {
+	Pos change.Pos
+	SQL string
+	Err error
+}
+
+func (e *StatementError) Error() string {
+	msg := e.Err.Error()
+	var pe *pgconn.PgError
+	if errors.As(e.Err, &pe) {
+		msg = fmt.Sprintf("ERROR: %s (SQLSTATE %s)", pe.Message, pe.Code)
+		if pe.Detail != "" {
+			msg += "; " + pe.Detail
+		}
+	}
+	return fmt.Sprintf("%s: PostgreSQL refuses this statement on the schema the statements before it leave: %s", e.Pos, msg)
+}
+
+func (e *StatementError) Unwrap() error { return e.Err }
+
+// Replay runs the migrations on a new copy of the base schema, statement by
+// statement, and records for every change the schema before it and what
+// running it did. A statement PostgreSQL refuses ends the replay with a
+// *StatementError; the observations up to it are returned with it.
+func (d *Dev) Replay(ctx context.Context, ms []*change.Migration) (*Replay, error) {
+	db, err := d.copyOf(ctx, d.base)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.connect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	start := time.Now()
+	r := &Replay{DB: db}
+	defer func() { r.Millis = time.Since(start).Milliseconds() }()
+	rp := &replayer{conn: conn}
+	if rp.current, err = schema.Introspect(ctx, conn); err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		byStmt := map[int][]int{}
+		base := len(r.Observed)
+		for i, c := range m.Changes {
+			byStmt[c.Stmt] = append(byStmt[c.Stmt], base+i)
+			r.Observed = append(r.Observed, nil)
+		}
+		for si, st := range m.Statements {
+			idx := byStmt[si]
+			changes := make([]change.Change, len(idx))
+			for k, i := range idx {
+				changes[k] = m.Changes[i-base]
+			}
+			if st.SQL == "" {
+				if r.Unreplayable == "" {
+					r.Unreplayable = fmt.Sprintf("%s: no plain SQL stands for this change, so the replay (and the plan check) stops here", st.Pos)
+				}
+				return r, nil
+			}
+			obs, err := rp.statement(ctx, st, changes)
+			for k, i := range idx {
+				if k < len(obs) {
+					r.Observed[i] = obs[k]
+				}
+			}
+			if err != nil {
+				return r, &StatementError{Pos: st.Pos, SQL: st.SQL, Err: err}
+			}
+		}
+	}
+	return r, nil
+}
+
+type replayer struct {
+	conn    *pgx.Conn
+	current *schema.Snapshot // the schema now, outside any transaction
+}
+
+// statement runs one statement and observes each of its changes.
+func (rp *replayer) statement(ctx context.Context, st change.Statement, changes []change.Change) ([]*phases.Observed, error) {
+	conn := rp.conn
+	obs := make([]*phases.Observed, len(changes))
+	for i := range obs {
+		obs[i] = &phases.Observed{Before: rp.current}
+	}
+	if st.Transaction {
+		// Every statement runs in a transaction of its own here.
+		return obs, nil
+	}
+	if st.Autocommit {
+		rel0, err := relfilenodes(ctx, conn)
+		if err != nil {
+			return obs, err
+		}
+		if _, err := conn.Exec(ctx, st.SQL); err != nil {
+			return obs, err
+		}
+		after, err := schema.Introspect(ctx, conn)
+		if err != nil {
+			return obs, err
+		}
+		rel1, err := relfilenodes(ctx, conn)
+		if err != nil {
+			return obs, err
+		}
+		for i, c := range changes {
+			obs[i].After = after
+			obs[i].Rewritten = rewritten(rel0, rel1)
+			// Building or dropping an index that is (not) there: nothing.
+			obs[i].NoOp = (c.Kind == change.CreateIndex || c.Kind == change.DropIndex) && sameSchema(rp.current, after)
+		}
+		rp.current = after
+		return obs, nil
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return obs, err
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if len(changes) > 1 {
+		// Each change alone, in a savepoint, to see the schema between them;
+		// then the statement as written, which is what counts.
+		if _, err := tx.Exec(ctx, "SAVEPOINT phasekit_replay"); err != nil {
+			return obs, err
+		}
+		cur := rp.current
+		for i, c := range changes {
+			obs[i].Before = cur
+			if c.Replay == "" {
+				continue
+			}
+			rel0, err := relfilenodes(ctx, conn)
+			if err != nil {
+				return obs, err
+			}
+			if _, err := tx.Exec(ctx, "SAVEPOINT phasekit_change"); err != nil {
+				return obs, err
+			}
+			if _, err := tx.Exec(ctx, c.Replay); err != nil {
+				// Alone it fails (it needs its sibling subcommands): the
+				// rest is planned against the schema so far.
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_change"); err != nil {
+					return obs, err
+				}
+				break
+			}
+			after, err := schema.Introspect(ctx, conn)
+			if err != nil {
+				return obs, err
+			}
+			rel1, err := relfilenodes(ctx, conn)
+			if err != nil {
+				return obs, err
+			}
+			obs[i].After = after
+			obs[i].Rewritten = rewritten(rel0, rel1)
+			obs[i].NoOp = snapshotCovers(c.Kind) && sameSchema(cur, after)
+			cur = after
+		}
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_replay"); err != nil {
+			return obs, err
+		}
+	}
+	rel0, err := relfilenodes(ctx, conn)
+	if err != nil {
+		return obs, err
+	}
+	if _, err := tx.Exec(ctx, st.SQL); err != nil {
+		return obs, err
+	}
+	var xid *int64
+	if err := tx.QueryRow(ctx, "SELECT txid_current_if_assigned()").Scan(&xid); err != nil {
+		return obs, err
+	}
+	after, err := schema.Introspect(ctx, conn)
+	if err != nil {
+		return obs, err
+	}
+	rel1, err := relfilenodes(ctx, conn)
+	if err != nil {
+		return obs, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return obs, err
+	}
+	if len(changes) == 1 {
+		obs[0].After = after
+		obs[0].Rewritten = rewritten(rel0, rel1)
+		// ALTER TABLE takes a transaction id even when it skips (IF NOT
+		// EXISTS, SET NOT NULL on a NOT NULL column): the snapshot tells.
+		obs[0].NoOp = xid == nil || snapshotCovers(changes[0].Kind) && sameSchema(rp.current, after)
+	} else if xid == nil {
+		for i := range obs {
+			obs[i].NoOp = true
+		}
+	}
+	rp.current = after
+	return obs, nil
+}
+
+// snapshotCovers tells the kinds whose whole effect a Snapshot shows, so
+// that an unchanged snapshot means the change did nothing.
+func snapshotCovers(k change.Kind) bool {
+	switch k {
+	case change.AddColumn, change.DropColumn, change.SetNotNull, change.DropNotNull, change.SetDefault,
+		change.DropDefault, change.CreateIndex, change.DropIndex, change.DropTable:
+		return true
+	}
+	return false
+}
+
+// sameSchema compares two snapshots, row estimates and sizes aside.
+func sameSchema(a, b *schema.Snapshot) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	return len(phasesDiff(a, b)) == 0
+}
+
+// relfilenodes maps every table and index of the user's schemas to its
+// storage file: a new one means PostgreSQL rewrote it.
+func relfilenodes(ctx context.Context, conn *pgx.Conn) (map[string]uint32, error) {
+	rows, err := conn.Query(ctx, `SELECT n.nspname || '.' || c.relname, c.relfilenode FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'i', 'm', 't') AND `+userObjects)
+	if err != nil {
+		return nil, fmt.Errorf("read relfilenodes: %w", err)
+	}
+	out := map[string]uint32{}
+	var name string
+	var node uint32
+	_, err = pgx.ForEachRow(rows, []any{&name, &node}, func() error {
+		out[name] = node
+		return nil
+	})
+	return out, err
+}
+
+func rewritten(before, after map[string]uint32) []string {
+	var out []string
+	for name, node := range after {
+		if old, ok := before[name]; ok && old != node {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// phasesDiff is what differs between two snapshots (see phases).
+func phasesDiff(a, b *schema.Snapshot) []string {
+	return phases.SchemaDiff(a, b)
+}
