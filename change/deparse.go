@@ -209,3 +209,59 @@ func RenameIndex(createIndex, name string) (string, error) {
 	tree.Stmts[0].Stmt.GetIndexStmt().Idxname = name
 	return deparseStmt(tree.Stmts[0].Stmt), nil
 }
+
+// RetargetIndex rewrites an index definition (pg_get_indexdef) to build the
+// same index (CONCURRENTLY, if asked) under another name, on column to
+// instead of from: key columns, expressions and the WHERE clause alike.
+func RetargetIndex(def, name, from, to string, concurrently bool) (string, error) {
+	tree, err := pg.Parse(def)
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetIndexStmt() == nil {
+		return "", fmt.Errorf("not one CREATE INDEX statement: %s", def)
+	}
+	ix := tree.Stmts[0].Stmt.GetIndexStmt()
+	ix.Idxname, ix.Concurrent, ix.IfNotExists = name, concurrently, false
+	walk(tree.Stmts[0].Stmt, func(n *pg.Node) {
+		if e := n.GetIndexElem(); e != nil && e.Name == from {
+			e.Name = to
+		}
+		renameColumnRef(n, from, to)
+	})
+	return deparseStmt(tree.Stmts[0].Stmt), nil
+}
+
+// RetargetReference rewrites a foreign key's definition
+// (pg_get_constraintdef) as "ALTER TABLE table ADD CONSTRAINT name ... NOT
+// VALID" referencing column to instead of from.
+func RetargetReference(table, name, def, from, to string) (string, error) {
+	sql := "ALTER TABLE " + QuoteQualified(table) + " ADD CONSTRAINT " + QuoteIdent(name) + " " + def
+	tree, err := pg.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetAlterTableStmt() == nil {
+		return "", fmt.Errorf("not a constraint definition: %s", def)
+	}
+	found := false
+	walk(tree.Stmts[0].Stmt, func(n *pg.Node) {
+		if con := n.GetConstraint(); con != nil && con.Contype == pg.ConstrType_CONSTR_FOREIGN {
+			con.SkipValidation, con.InitiallyValid = true, false
+			for _, a := range con.PkAttrs {
+				if s := a.GetString_(); s != nil && s.Sval == from {
+					s.Sval, found = to, true
+				}
+			}
+		}
+	})
+	if !found {
+		return "", fmt.Errorf("foreign key %s does not reference %s: %s", name, from, def)
+	}
+	return deparseStmt(tree.Stmts[0].Stmt), nil
+}
+
+// renameColumnRef renames a column reference's last field.
+func renameColumnRef(n *pg.Node, from, to string) {
+	cr := n.GetColumnRef()
+	if cr == nil || len(cr.Fields) == 0 {
+		return
+	}
+	if s := cr.Fields[len(cr.Fields)-1].GetString_(); s != nil && s.Sval == from {
+		s.Sval = to
+	}
+}

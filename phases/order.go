@@ -449,6 +449,9 @@ func (f *fragment) span() (first, last int, ok bool) {
 		// The trigger exists from dual-write until contract drops it.
 		first, last = min(first, phaseIndex(DualWrite)), max(last, phaseIndex(Contract))
 	}
+	if len(f.late) > 0 {
+		first, last = min(first, phaseIndex(Contract)), max(last, phaseIndex(Contract))
+	}
 	return first, last, last >= 0
 }
 

@@ -230,6 +230,9 @@ type fragment struct {
 	findings []Finding
 	// irreversible marks phases whose rollback loses data.
 	irreversible map[Kind]bool
+	// late are contract statements that must run after the dual-write
+	// triggers are gone (they run in a transaction of their own).
+	late []Statement
 }
 
 func newFragment() *fragment {
@@ -248,6 +251,7 @@ func (f *fragment) merge(o *fragment) {
 	f.touches = append(f.touches, o.touches...)
 	f.syncs = append(f.syncs, o.syncs...)
 	f.findings = append(f.findings, o.findings...)
+	f.late = append(f.late, o.late...)
 }
 
 // planner plans one change kind.
@@ -334,6 +338,9 @@ func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration
 		for i := range f.backfills {
 			f.backfills[i].Change = idx
 		}
+		for i := range f.late {
+			f.late[i].Change = idx
+		}
 		for i := range f.findings {
 			f.findings[i].Pos = c.Pos
 		}
@@ -365,6 +372,7 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 	steps := map[Kind][]Statement{}
 	var backfills []BackfillStep
 	var syncs []sync
+	var late []Statement
 	irreversible := map[Kind]bool{}
 	tables := map[string]bool{}
 	for _, f := range frags {
@@ -376,6 +384,7 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 		}
 		backfills = append(backfills, f.backfills...)
 		syncs = append(syncs, f.syncs...)
+		late = append(late, f.late...)
 		if f.deploy != "" {
 			p.Deploy = append(p.Deploy, f.deploy)
 		}
@@ -392,6 +401,7 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 		// they were.
 		steps[Contract] = append(steps[Contract], contract...)
 	}
+	steps[Contract] = append(steps[Contract], late...)
 	for _, k := range Order {
 		for _, st := range steps[k] {
 			if st.Table != "" {

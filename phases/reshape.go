@@ -43,12 +43,24 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		return nil, err
 	}
 	var oldNames, newNames []string
+	var deps dependents
 	for _, o := range r.olds {
-		if o.Generated != "" || o.Identity != "" || strings.Contains(o.Default, "nextval(") {
-			return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is generated, an identity or serial column: reshaping it is not supported yet", tn, o.Name)}
+		if o.Generated != "" || o.Identity != "" {
+			return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is generated or an identity column: no app writes it, so a dual-written copy cannot stand in for it; change it in a maintenance window", tn, o.Name)}
 		}
-		if err := refuseIndexedOrConstrained(c, t, o.Name); err != nil {
-			return nil, err
+		if r.hidden {
+			// A retyped column keeps its name, so what depends on it is
+			// built again on the shadow and swapped with it.
+			if deps, err = dependentsOf(c, t, o.Name); err != nil {
+				return nil, err
+			}
+		} else {
+			if strings.Contains(o.Default, "nextval(") {
+				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is a serial column: splitting or merging it is not supported", tn, o.Name)}
+			}
+			if err := refuseIndexedOrConstrained(c, t, o.Name); err != nil {
+				return nil, err
+			}
 		}
 		oldNames = append(oldNames, o.Name)
 	}
@@ -100,6 +112,12 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "recreated below over the new column",
 			fmt.Sprintf("DROP VIEW %s", qq(v.QName())), createView(v)))
 	}
+	if r.hidden {
+		if err := buildDependents(f, t, deps, r.olds[0].Name, r.news[0].Name); err != nil {
+			return nil, &PlanError{Pos: c.Pos, Msg: err.Error()}
+		}
+		releaseDependents(f, t, deps, r.olds[0], r.news[0].Name, !r.noArchive && !c.NoArchive)
+	}
 	if !r.noArchive && !c.NoArchive {
 		for _, o := range r.olds {
 			// The refill runs in backfill mode for this column only, so the
@@ -112,7 +130,27 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 	} else {
 		dropOldColumns(f, tn, r)
 	}
-	return finishReshape(f, r, tn, views)
+	f, err = finishReshape(f, r, tn, views)
+	if err != nil || !r.hidden {
+		return f, err
+	}
+	if err := restoreDependents(f, t, deps, r.olds[0].Name); err != nil {
+		return nil, &PlanError{Pos: c.Pos, Msg: err.Error()}
+	}
+	validateDependents(f, t, deps)
+	if !deps.empty() {
+		f.touches = append(f.touches, refTables(deps)...)
+	}
+	return f, nil
+}
+
+// refTables are the tables whose foreign keys a retype moves.
+func refTables(d dependents) []string {
+	var out []string
+	for _, fk := range d.refs {
+		out = append(out, fk.Table)
+	}
+	return out
 }
 
 // dropOldColumns drops every old column in one statement; its rollback

@@ -53,6 +53,9 @@ func phaseList(p *phases.Plan) string {
 
 const chinookish = `
 CREATE TABLE customer (customer_id serial PRIMARY KEY, email varchar(60) NOT NULL, company varchar(80), country varchar(40));
+CREATE TABLE acct (id int PRIMARY KEY, code varchar(20) NOT NULL UNIQUE CHECK (code <> ''), parent int REFERENCES acct);
+CREATE INDEX acct_lower_code ON acct (lower(code)) WHERE code <> 'x';
+INSERT INTO acct SELECT g, 'a' || g, nullif(g - 1, 0) FROM generate_series(1, 20) g;
 CREATE TABLE invoice (invoice_id serial PRIMARY KEY, customer_id int NOT NULL REFERENCES customer, total numeric(10,2) NOT NULL, deleted boolean NOT NULL DEFAULT false);
 CREATE INDEX invoice_customer_id_idx ON invoice (customer_id);
 CREATE TABLE selfservice_errors (id uuid PRIMARY KEY, seen_at timestamp NOT NULL);
@@ -87,6 +90,13 @@ func TestPlanEqualsFile(t *testing.T) {
 		// A column added with its constraint inline.
 		{name: "inline_check", sql: "ALTER TABLE customer ADD COLUMN code varchar(64) NULL CHECK (code IS NULL OR code <> '');", phases: "expand,validate"},
 		{name: "inline_references", sql: "ALTER TABLE invoice ADD COLUMN referrer_id int REFERENCES customer (customer_id);", phases: "expand,validate"},
+		// Key columns widen with everything that depends on them.
+		{name: "widen_serial_primary_key_referenced", sql: "ALTER TABLE customer ALTER COLUMN customer_id TYPE bigint;", phases: "expand,dual-write,backfill,validate,contract"},
+		{name: "widen_foreign_key_column_indexed", sql: "ALTER TABLE invoice ALTER COLUMN customer_id TYPE bigint, ALTER COLUMN total DROP NOT NULL;", phases: "expand,dual-write,backfill,validate,contract"},
+		{name: "widen_key_and_references", sql: "ALTER TABLE customer ALTER COLUMN customer_id TYPE bigint; ALTER TABLE invoice ALTER COLUMN customer_id TYPE bigint;"},
+		{name: "new_unique_then_retype", sql: "ALTER TABLE t ADD CONSTRAINT t_b_key UNIQUE (b); ALTER TABLE t ALTER COLUMN b TYPE varchar(10);", refuse: "separate migrations"},
+		{name: "retype_unique_checked_expression_indexed", sql: "ALTER TABLE acct ALTER COLUMN code TYPE varchar(10);", phases: "expand,dual-write,backfill,validate,contract"},
+		{name: "retype_self_referenced_key", sql: "ALTER TABLE acct ALTER COLUMN id TYPE bigint;", phases: "expand,dual-write,backfill,validate,contract"},
 		// Catalogue-only type changes stay catalogue-only.
 		{name: "varchar_growth_indexed", sql: "CREATE INDEX customer_email_idx ON customer (email); ALTER TABLE customer ALTER COLUMN email TYPE varchar(200);", phases: "expand"},
 		{name: "varchar_to_text", sql: "ALTER TABLE customer ALTER COLUMN country TYPE text;", phases: "expand"},

@@ -153,20 +153,26 @@ func (r *reader) readColumns(ctx context.Context) error {
 	)
 	return r.each(ctx, `
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text, a.attnum
+       coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text, a.attnum,
+       coalesce((SELECT sn.nspname || '.' || sc.relname FROM pg_depend dep
+                 JOIN pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
+                 JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+                 WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
+                   AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype IN ('a', 'i')
+                 ORDER BY sc.oid LIMIT 1), '')
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND `+userSchema+`
 ORDER BY a.attrelid, a.attnum`,
-		[]any{&oid, &c.Name, &c.Type, &c.NotNull, &expr, &identity, &kind, &c.Position},
+		[]any{&oid, &c.Name, &c.Type, &c.NotNull, &expr, &identity, &kind, &c.Position, &c.Sequence},
 		func() error {
 			t, ok := r.tables[oid]
 			if !ok {
 				return nil
 			}
-			col := Column{Name: c.Name, Type: c.Type, NotNull: c.NotNull, Identity: identity, Position: c.Position}
+			col := Column{Name: c.Name, Type: c.Type, NotNull: c.NotNull, Identity: identity, Position: c.Position, Sequence: c.Sequence}
 			// A generated column's expression is stored as its default;
 			// it is not one, since it cannot be overridden on INSERT.
 			if kind != "" {

@@ -321,8 +321,8 @@ SET search_path = phasekit, public;
 		t.Errorf("columns = %v, want %v (dropped column left out)", got, want)
 	}
 	for _, tc := range []schema.Column{
-		{Name: "id", Type: "integer", NotNull: true, Identity: "a", Position: 1},
-		{Name: "alt_id", Type: "bigint", NotNull: true, Identity: "d", Position: 2},
+		{Name: "id", Type: "integer", NotNull: true, Identity: "a", Position: 1, Sequence: "public.item_id_seq"},
+		{Name: "alt_id", Type: "bigint", NotNull: true, Identity: "d", Position: 2, Sequence: "public.item_alt_id_seq"},
 		{Name: "name", Type: "text", NotNull: true, Default: "'x'::text", Position: 4},
 		{Name: "total", Type: "integer", Generated: "(price * qty)", Position: 7},
 		// Qualified although the session's search_path makes public visible.

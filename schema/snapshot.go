@@ -45,6 +45,9 @@ type Column struct {
 	Identity  string `json:"identity,omitempty"`  // "a" (ALWAYS), "d" (BY DEFAULT) or ""
 	Generated string `json:"generated,omitempty"` // generation expression of a STORED generated column
 	Position  int    `json:"position"`            // attnum
+	// Sequence is the sequence the column owns ("schema.name"): a serial's
+	// (OWNED BY) or an identity's; empty when none.
+	Sequence string `json:"sequence,omitempty"`
 }
 
 // ConstraintType is the pg_constraint.contype of a constraint.
