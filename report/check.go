@@ -71,7 +71,11 @@ func CheckDetails(w io.Writer, p *phases.Plan) {
 		for _, d := range rb.Differences {
 			ds = append(ds, phases.Difference{Object: d.Object, Want: d.Want, Got: d.Got})
 		}
-		diffs(fmt.Sprintf("after a rollback from %s (file: the start; plan: after the rollback)", rb.After), ds)
+		title := fmt.Sprintf("after a rollback from %s (file: the start; plan: after the rollback)", rb.After)
+		if rb.Irreversible {
+			title = fmt.Sprintf("left after a rollback from %s, which the plan says cannot undo everything (file: the start; plan: after the rollback)", rb.After)
+		}
+		diffs(title, ds)
 	}
 	for _, l := range c.Limits {
 		fmt.Fprintf(w, "limit: %s\n", l)
