@@ -395,11 +395,7 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 		// undoes what those triggers change; others can skip it.
 		dw, contract := syncTriggers(syncs, backfills, ownTriggers)
 		steps[DualWrite] = append(dw, steps[DualWrite]...)
-		// Last in contract, in the same transaction as the column changes:
-		// nothing fires in between, and a rollback recreates the trigger
-		// before it refills columns, so the refill keeps other columns as
-		// they were.
-		steps[Contract] = append(steps[Contract], contract...)
+		steps[Contract] = placeTriggerRemoval(steps[Contract], contract, frags)
 	}
 	steps[Contract] = append(steps[Contract], late...)
 	for _, k := range Order {
@@ -474,6 +470,61 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 	if p.Tables == nil {
 		p.Tables = []string{}
 	}
+}
+
+// placeTriggerRemoval puts each table's dual-write trigger removal right
+// after the last contract statement of the changes it serves, in the same
+// transaction as their column changes: nothing fires in between, a statement
+// the plan runs later in contract (a data statement that waited for the
+// swap) does not fire a trigger that names columns gone by then, and a
+// rollback recreates the trigger before it refills columns, so the refill
+// keeps other columns as they were.
+func placeTriggerRemoval(contract, removal []Statement, frags []*fragment) []Statement {
+	served := map[string]map[int]bool{} // table -> changes whose sync it is
+	for _, f := range frags {
+		idx := -1
+		for _, k := range Order {
+			for _, st := range f.steps[k] {
+				idx = st.Change
+			}
+		}
+		for _, s := range f.syncs {
+			if served[s.Table] == nil {
+				served[s.Table] = map[int]bool{}
+			}
+			served[s.Table][idx] = true
+		}
+		for _, b := range f.backfills {
+			if served[b.Table] == nil {
+				served[b.Table] = map[int]bool{}
+			}
+			served[b.Table][b.Change] = true
+		}
+	}
+	byTable := map[string][]Statement{}
+	var order []string
+	for _, st := range removal {
+		if _, seen := byTable[st.Table]; !seen {
+			order = append(order, st.Table)
+		}
+		byTable[st.Table] = append(byTable[st.Table], st)
+	}
+	out := append([]Statement{}, contract...)
+	for _, table := range order {
+		at := -1
+		for i, st := range out {
+			if served[table][st.Change] && st.Table != "" {
+				at = i
+			}
+		}
+		if at < 0 {
+			out = append(out, byTable[table]...)
+			continue
+		}
+		rest := append([]Statement{}, out[at+1:]...)
+		out = append(append(out[:at+1], byTable[table]...), rest...)
+	}
+	return out
 }
 
 // ComputeHash recomputes the plan's hash from its phases, to tell whether a

@@ -103,7 +103,7 @@ var catalogQueries = []struct{ what, sql string }{
 			WHEN 'pg_trigger'::regclass THEN 'trigger ' || (SELECT n.nspname || '.' || c.relname || '.' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.oid = d.objoid AND ` + userObjects + `)
 			WHEN 'pg_namespace'::regclass THEN 'schema ' || (SELECT n.nspname FROM pg_namespace n WHERE n.oid = d.objoid AND ` + userObjects + `)
 			END, d.description
-		FROM pg_description d`},
+		FROM pg_description d WHERE d.objoid >= 16384`},
 }
 
 // ReadCatalog reads db's catalogue, and its rows when rows is set.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/phasekit/phasekit/change"
@@ -19,8 +18,6 @@ import (
 type CheckOptions struct {
 	// NoRollbacks skips the rollback checks.
 	NoRollbacks bool
-	// Workers is how many copies are worked on at once (default 2).
-	Workers int
 }
 
 // Check applies the plan through every phase and purge on a new copy of the
@@ -55,66 +52,63 @@ func (d *Dev) Check(ctx context.Context, p *phases.Plan, r *Replay, o CheckOptio
 	if err != nil {
 		return nil, err
 	}
-	workers := o.Workers
-	if workers <= 0 {
-		workers = 2
-	}
-	jobs := []func(){}
-	jobs = append(jobs, func() {
-		got, err := d.applied(ctx, planDir, &cp, len(cp.Phases)-1, false)
-		if err != nil {
-			res.Error = err.Error()
-			return
+	// One copy serves every check while the phases can be rolled back:
+	// apply through each boundary and roll everything back, then apply all
+	// and purge. A phase that cannot be undone leaves residue, so the
+	// boundaries from the first such phase on get a fresh copy each.
+	firstIrreversible := len(cp.Phases)
+	for k, ph := range cp.Phases {
+		if !ph.Reversible {
+			firstIrreversible = k
+			break
 		}
-		res.Differences = Compare(want, got, true)
-		res.Limits = PositionLimits(want, got)
-		res.Equal = len(res.Differences) == 0
-	})
+	}
+	shared, err := d.copyOf(ctx, d.base)
+	if err != nil {
+		return nil, err
+	}
+	defer d.drop(shared)
 	if !o.NoRollbacks {
 		res.Rollbacks = make([]phases.RollbackCheck, len(cp.Phases))
 		for k := range cp.Phases {
-			k := k
-			jobs = append(jobs, func() {
-				rb := &res.Rollbacks[k]
-				rb.After = cp.Phases[k].Kind
-				for _, ph := range cp.Phases[:k+1] {
-					rb.Irreversible = rb.Irreversible || !ph.Reversible
+			rb := &res.Rollbacks[k]
+			rb.After = cp.Phases[k].Kind
+			rb.Irreversible = k >= firstIrreversible
+			db := shared
+			if rb.Irreversible {
+				if db, err = d.copyOf(ctx, d.base); err != nil {
+					return nil, err
 				}
-				got, err := d.applied(ctx, planDir, &cp, k, true)
-				if err != nil {
-					rb.Error = err.Error()
-					return
-				}
-				rb.Differences = Compare(baseCat, got, true)
-				rb.Equal = len(rb.Differences) == 0
-			})
+			}
+			got, err := d.cycle(ctx, db, planDir, &cp, k, true)
+			if db != shared {
+				d.drop(db)
+			}
+			if err != nil {
+				rb.Error = err.Error()
+				continue
+			}
+			rb.Differences = Compare(baseCat, got, true)
+			rb.Equal = len(rb.Differences) == 0
 		}
 	}
-	runJobs(jobs, workers)
-	if res.Error != "" {
-		res.Equal = false
+	db := shared
+	if !o.NoRollbacks && firstIrreversible < len(cp.Phases) {
+		if db, err = d.copyOf(ctx, d.base); err != nil {
+			return nil, err
+		}
+		defer d.drop(db)
+	}
+	got, err := d.cycle(ctx, db, planDir, &cp, len(cp.Phases)-1, false)
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		res.Differences = Compare(want, got, true)
+		res.Limits = PositionLimits(want, got)
+		res.Equal = len(res.Differences) == 0
 	}
 	res.Millis = time.Since(start).Milliseconds() + r.Millis
 	return res, nil
-}
-
-func runJobs(jobs []func(), workers int) {
-	ch := make(chan func())
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range ch {
-				j()
-			}
-		}()
-	}
-	for _, j := range jobs {
-		ch <- j
-	}
-	close(ch)
-	wg.Wait()
 }
 
 func (d *Dev) catalog(ctx context.Context, db string, rows bool) (*Catalog, error) {
@@ -126,15 +120,9 @@ func (d *Dev) catalog(ctx context.Context, db string, rows bool) (*Catalog, erro
 	return ReadCatalog(ctx, conn, rows)
 }
 
-// applied applies the plan up to phase index last on a new copy of the
-// base, then purges (or, with rollback, rolls every phase back), and
-// returns the copy's catalogue.
-func (d *Dev) applied(ctx context.Context, planDir string, p *phases.Plan, last int, rollback bool) (*Catalog, error) {
-	db, err := d.copyOf(ctx, d.base)
-	if err != nil {
-		return nil, err
-	}
-	defer d.drop(db)
+// cycle applies the plan up to phase index last on db, then purges (or,
+// with rollback, rolls every phase back), and returns db's catalogue.
+func (d *Dev) cycle(ctx context.Context, db, planDir string, p *phases.Plan, last int, rollback bool) (*Catalog, error) {
 	if last < 0 {
 		// A plan with nothing to run: the base as it is.
 		return d.catalog(ctx, db, true)

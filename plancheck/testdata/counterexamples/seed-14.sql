@@ -1,0 +1,50 @@
+-- found by the differential fuzzer, seed 14
+-- check failed: error "apply through contract: phase contract of plan 5ceebe504d3e: step 000007_contract_t6: run DDL group of 10 statement(s): statement 7 of 10 (UPDATE t6 SET c8 = true WHERE id % 3 = 0): ERROR: record \"new\" has no field \"phasekit_new_id\" (SQLSTATE 42703)"
+--   rollback after contract: apply through contract: phase contract of plan 5ceebe504d3e: step 000007_contract_t6: run DDL group of 10 statement(s): statement 7 of 10 (UPDATE t6 SET c8 = true WHERE id % 3 = 0): ERROR: record "new" has no field "phasekit_new_id" (SQLSTATE 42703)
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id integer PRIMARY KEY, c2 timestamp, c3 varchar(40), c4 boolean, c5 varchar(20));
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (1, '2024-01-05 10:00', 'v623', false, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (2, '2024-01-14 10:00', 'v4', true, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (3, NULL, NULL, true, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (4, '2024-01-21 10:00', 'v80', false, 'v575');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (5, NULL, NULL, NULL, 'v207');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (6, '2024-01-17 10:00', 'v515', true, 'v212');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (7, '2024-01-17 10:00', 'v701', true, 'v669');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (8, '2024-01-27 10:00', 'v279', NULL, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (9, NULL, 'v948', false, 'v311');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (10, '2024-01-05 10:00', 'v916', false, 'v761');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (11, '2024-01-18 10:00', 'v551', false, 'v797');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (12, '2024-01-27 10:00', 'v89', NULL, 'v489');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (13, NULL, NULL, true, 'v308');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (14, NULL, NULL, true, 'v581');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (15, '2024-01-19 10:00', 'v465', true, 'v168');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (16, '2024-01-19 10:00', 'v934', NULL, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (17, '2024-01-03 10:00', 'v79', false, 'v81');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (18, '2024-01-23 10:00', 'v574', NULL, NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (19, '2024-01-16 10:00', 'v477', false, 'v962');
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (20, '2024-01-22 10:00', NULL, false, NULL);
+CREATE TABLE t6 (id integer PRIMARY KEY, c7 bigint NOT NULL DEFAULT 944, c8 boolean, c9 text);
+CREATE INDEX ix10 ON t6 ((c9));
+INSERT INTO t6 (id, c7, c8, c9) VALUES (1, 816, true, 'v802');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (2, 947, false, 'v829');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (3, 460, true, NULL);
+INSERT INTO t6 (id, c7, c8, c9) VALUES (4, 30, false, 'v593');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (5, 190, NULL, NULL);
+INSERT INTO t6 (id, c7, c8, c9) VALUES (6, 346, false, 'v381');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (7, 485, true, NULL);
+INSERT INTO t6 (id, c7, c8, c9) VALUES (8, 368, false, NULL);
+INSERT INTO t6 (id, c7, c8, c9) VALUES (9, 715, NULL, 'v908');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (10, 874, true, 'v984');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (11, 102, false, 'v663');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (12, 352, true, 'v83');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (13, 641, false, 'v409');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (14, 474, false, 'v521');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (15, 705, NULL, 'v283');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (16, 904, false, 'v694');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (17, 184, true, 'v728');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (18, 466, NULL, 'v647');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (19, 398, NULL, 'v284');
+INSERT INTO t6 (id, c7, c8, c9) VALUES (20, 432, NULL, 'v890');
+-- migration
+ALTER TABLE t6 ALTER COLUMN id TYPE bigint;
+UPDATE t6 SET c8 = true WHERE id % 3 = 0;
