@@ -51,7 +51,7 @@ func planChangeType(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	if hidden {
 		f.deploy = fmt.Sprintf("N+1 may rely on %s.%s being %s only after contract", t.QName(), col.Name, c.Type)
 		f.findings = append(f.findings, Finding{Rule: RuleResultType, Severity: Warning,
-			Message: fmt.Sprintf("%s.%s becomes %s at contract: %s", t.QName(), col.Name, c.Type, Rules[RuleResultType].Summary)})
+			Message: fmt.Sprintf("%s.%s becomes %s at contract: statements prepared before then that return it are refused once per session", t.QName(), col.Name, c.Type)})
 		if col.Sequence != "" && (col.Type == "integer" || col.Type == "smallint") && (c.Type == "bigint" || c.Type == "int8") {
 			f.findings = append(f.findings, Finding{Rule: RuleChangeType, Severity: Warning,
 				Message: fmt.Sprintf("%s.%s becomes bigint but its sequence %s keeps its type (ALTER COLUMN TYPE does not change it), so new ids still stop at the old maximum: add ALTER SEQUENCE %s AS bigint to the migration", t.QName(), col.Name, col.Sequence, col.Sequence)})

@@ -15,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/change"
-	"github.com/phasekit/phasekit/lint"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
@@ -179,59 +178,6 @@ func snapshot(ctx context.Context, c *cli.Context, required bool) (*schema.Snaps
 		return nil, badInput(errors.New("no schema: pass --schema FILE (a pg_dump --schema-only file) or --dsn / DATABASE_URL"))
 	}
 	return nil, nil
-}
-
-func lintCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "lint",
-		Usage:     "report unsafe statements with the safe recipe; exit 1 on an error-level finding",
-		ArgsUsage: "FILE...",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "schema", Usage: "check table and column names against this pg_dump --schema-only file"},
-		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return badInput(errors.New("lint: no file given"))
-			}
-			format := c.String("format")
-			if format != "text" && format != "json" && format != "sarif" {
-				return badInput(fmt.Errorf("--format %q: lint writes text, json or sarif", format))
-			}
-			snap, err := snapshot(c.Context, c, false)
-			if err != nil {
-				return err
-			}
-			res, err := lint.Run(c.Args().Slice(), snap)
-			if err != nil {
-				return err
-			}
-			if dsn := c.String("dsn"); dsn != "" {
-				conn, err := verify.Connect(c.Context, dsn)
-				if err != nil {
-					return err
-				}
-				defer conn.Close(context.Background())
-				if err := lint.CheckData(c.Context, conn, res, res.Changes); err != nil {
-					return err
-				}
-			}
-			switch format {
-			case "json":
-				err = lint.WriteJSON(c.App.Writer, res)
-			case "sarif":
-				err = lint.WriteSARIF(c.App.Writer, res)
-			default:
-				lint.WriteText(c.App.Writer, res)
-			}
-			if err != nil {
-				return err
-			}
-			if res.HasErrors() {
-				return cli.Exit("", exitFindings)
-			}
-			return nil
-		},
-	}
 }
 
 func specSchemaCommand() *cli.Command {
