@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test lint bench demo setup image clean
+.PHONY: all build test lint bench demo setup image clean fuzz corpus
 
 all: build
 
@@ -54,6 +54,21 @@ bench: setup build
 	$(GO) run ./bench/backfill -rows $(ROWS)
 	$(GO) build -o bin/app ./examples/app
 	$(GO) run ./bench/sandbox -scale $(SCALE) -phasekit bin/phasekit -app bin/app
+
+# fuzz: the differential fuzzer (docs/plan-check.md) for as long as asked,
+# from a new seed each run; minimized counterexamples are written into
+# plancheck/testdata/counterexamples, which the test suite replays.
+FOR ?= 10m
+fuzz: setup
+	$(GO) test -run '^TestDifferential$$' -timeout 0 -v ./plancheck -args -fuzz.for=$(FOR) -fuzz.seed=$$(date +%s)000 -fuzz.save=testdata/counterexamples
+
+# corpus: replay the shared Ory Kratos history (346 PostgreSQL versions):
+# plan and check every file against the schema the earlier ones built
+# (docs/corpus.md). About 10 minutes.
+KRATOS ?= ../shared/datasets/kratos-migrations
+corpus: setup build
+	@mkdir -p build
+	bin/phasekit replay --dir $(KRATOS)/migrations --order $(KRATOS)/postgres-order.txt --out build/corpus-kratos.json --markdown build/corpus-kratos.md
 
 demo: setup build
 	$(GO) build -o bin/app ./examples/app

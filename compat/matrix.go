@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/phasekit/phasekit/migrations"
@@ -215,7 +217,7 @@ func (r *runner) phased(ctx context.Context) Matrix {
 	dsn := sb.DSN(r.db.phased)
 
 	first := r.plan.Phases[0]
-	m.Boundaries = append(m.Boundaries, r.boundary(ctx, dsn, "before "+string(first.Kind), "", first.AppsBefore, false))
+	m.Boundaries = append(m.Boundaries, r.boundary(ctx, r.db.phased, "before "+string(first.Kind), "", first.AppsBefore, false))
 	for _, ph := range r.plan.Phases {
 		name := "after " + string(ph.Kind)
 		r.step("apply %s", ph.Kind)
@@ -234,7 +236,7 @@ func (r *runner) phased(ctx context.Context) Matrix {
 		if ph.Kind == phases.Backfill {
 			r.backfilled = true
 		}
-		b := r.boundary(ctx, dsn, name, ph.Kind, ph.AppsAfter, false)
+		b := r.boundary(ctx, r.db.phased, name, ph.Kind, ph.AppsAfter, false)
 		b.ApplyTime = time.Since(t0)
 		m.Boundaries = append(m.Boundaries, b)
 	}
@@ -257,7 +259,7 @@ func (r *runner) naive(ctx context.Context) Matrix {
 	}
 	defer sb.DropDatabase(context.WithoutCancel(ctx), r.db.naive)
 	dsn := sb.DSN(r.db.naive)
-	m.Boundaries = append(m.Boundaries, r.boundary(ctx, dsn, "before naive migration", "", []string{Old}, true))
+	m.Boundaries = append(m.Boundaries, r.boundary(ctx, r.db.naive, "before naive migration", "", []string{Old}, true))
 
 	r.step("run the naive migration")
 	t0 := time.Now()
@@ -268,46 +270,118 @@ func (r *runner) naive(ctx context.Context) Matrix {
 	}
 	// During a rollout both versions run while the migration lands: the old
 	// one until every instance is replaced.
-	b := r.boundary(ctx, dsn, "after naive migration", "", []string{Old, New}, true)
+	b := r.boundary(ctx, r.db.naive, "after naive migration", "", []string{Old, New}, true)
 	b.ApplyTime = time.Since(t0)
 	m.Boundaries = append(m.Boundaries, b)
 	return m
 }
 
-// boundary runs every app of both versions against dsn.
-func (r *runner) boundary(ctx context.Context, dsn, name string, kind phases.Kind, required []string, naive bool) Boundary {
+// boundary runs every app of both versions against the database db holds
+// at this point of the rollout. Each cell runs on a copy of its own, so what
+// one app writes (fixed keys, as most fixtures and integration tests use)
+// never meets another cell or a later boundary; two cells run at once.
+func (r *runner) boundary(ctx context.Context, db, name string, kind phases.Kind, required []string, naive bool) Boundary {
 	b := Boundary{Name: name, Phase: kind, Required: required}
+	type job struct {
+		version string
+		app     verify.App
+		req     bool
+	}
+	var jobs []job
 	for _, v := range []struct {
 		version string
 		apps    []verify.App
 	}{{Old, r.opts.Old}, {New, r.opts.New}} {
-		req := slices.Contains(required, v.version)
 		for _, app := range v.apps {
-			cctx, cancel := context.WithTimeout(ctx, r.opts.CellTimeout)
-			res := app.Run(cctx, dsn)
-			cancel()
-			c := Cell{Version: v.version, App: app.Name(), Required: req, Error: res.Error,
-				Output: res.Output, Duration: res.Duration}
-			c.Status = cellStatus(req, res.Passed, naive)
-			r.step("%-26s %-4s %-18s %s%s", name, v.version, app.Name(), c.Status, errSuffix(c.Error))
-			b.Cells = append(b.Cells, c)
+			jobs = append(jobs, job{v.version, app, slices.Contains(required, v.version)})
 		}
+	}
+	b.Cells = make([]Cell, len(jobs))
+	r.parallel(len(jobs), func(i int) {
+		j := jobs[i]
+		c := Cell{Version: j.version, App: j.app.Name(), Required: j.req}
+		err := r.onCopy(ctx, db, func(dsn string) {
+			cctx, cancel := context.WithTimeout(ctx, r.opts.CellTimeout)
+			res := j.app.Run(cctx, dsn)
+			cancel()
+			c.Error, c.Output, c.Duration = res.Error, res.Output, res.Duration
+			c.Status = cellStatus(j.req, res.Passed, naive)
+		})
+		if err != nil {
+			c.Error, c.Status = "copy for this cell: "+verify.Redact(err.Error()), cellStatus(j.req, false, naive)
+		}
+		if c.Status == StatusFail {
+			c.Error += r.windowNote()
+		}
+		b.Cells[i] = c
+	})
+	for _, c := range b.Cells {
+		r.step("%-26s %-4s %-18s %s%s", name, c.Version, c.App, c.Status, errSuffix(c.Error))
 	}
 	if naive {
 		return b
 	}
+	dsn := r.opts.Sandbox.DSN(db)
 	for _, p := range r.opts.Shadow {
 		if !p.runsAfter(kind) {
 			continue
 		}
+		// Reads only: on the boundary's database itself.
 		sc := p.Check(ctx, dsn, !r.backfilled)
 		r.step("%-26s shadow %-14s %s", name, p.Name, passWord(sc.Passed))
 		b.Shadow = append(b.Shadow, sc)
 	}
 	if z := r.opts.Zeta; z != nil {
-		b.Zeta = z.runAt(ctx, dsn, kind, required, r.step, name)
+		if err := r.onCopy(ctx, db, func(dsn string) {
+			b.Zeta = z.runAt(ctx, dsn, kind, required, r.step, name)
+		}); err != nil {
+			b.Zeta = append(b.Zeta, ZetaCell{Name: "zeta", Required: true, Status: StatusFail, Error: "copy for the zeta check: " + verify.Redact(err.Error())})
+		}
 	}
 	return b
+}
+
+// onCopy runs f on a fresh copy of db, dropped afterwards.
+func (r *runner) onCopy(ctx context.Context, db string, f func(dsn string)) error {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "phasekit_cell_" + hex.EncodeToString(b[:])
+	sb := r.opts.Sandbox
+	if err := sb.CreateDatabase(ctx, name, db); err != nil {
+		return err
+	}
+	defer sb.DropDatabase(context.WithoutCancel(ctx), name)
+	f(sb.DSN(name))
+	return nil
+}
+
+// parallel runs f(0..n-1), two at a time.
+func (r *runner) parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// windowNote is what the plan states about the window a failing cell ran
+// in: what N+1 may rely on only later, and column positions.
+func (r *runner) windowNote() string {
+	notes := append([]string{}, r.plan.Deploy...)
+	if r.plan.Check != nil {
+		notes = append(notes, r.plan.Check.Limits...)
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (the plan states for this rollout: " + strings.Join(notes, "; ") + ")"
 }
 
 func errSuffix(e string) string {

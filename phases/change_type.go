@@ -49,7 +49,7 @@ func planChangeType(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		return nil, err
 	}
 	if hidden {
-		f.deploy = fmt.Sprintf("N+1 may rely on %s.%s being %s only after contract", t.QName(), col.Name, c.Type)
+		f.deploy = fmt.Sprintf("N+1 may rely on %s.%s being %s only after contract: until then it holds %s values, and writing one beyond them fails", t.QName(), col.Name, c.Type, col.Type)
 		f.findings = append(f.findings, Finding{Rule: RuleResultType, Severity: Warning,
 			Message: fmt.Sprintf("%s.%s becomes %s at contract: statements prepared before then that return it are refused once per session", t.QName(), col.Name, c.Type)})
 		if col.Sequence != "" && (col.Type == "integer" || col.Type == "smallint") && (c.Type == "bigint" || c.Type == "int8") {

@@ -29,6 +29,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "dev-url", Usage: "an existing PostgreSQL server to make scratch databases on (default: a throwaway local cluster)"},
 			&cli.BoolFlag{Name: "no-rollbacks", Usage: "skip the rollback checks (faster)"},
 			&cli.StringFlag{Name: "out", Usage: "also write the results as JSON to this file"},
+			&cli.StringFlag{Name: "markdown", Usage: "also write the summary table (outcomes, and every version not planned) as Markdown to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			files, err := historyFiles(c.String("dir"), c.String("order"))
@@ -70,6 +71,13 @@ func replayCommand() *cli.Command {
 				}
 				if cerr := f.Close(); cerr != nil {
 					return cerr
+				}
+			}
+			if md := c.String("markdown"); md != "" {
+				var b strings.Builder
+				writeReplayMarkdown(&b, results)
+				if werr := os.WriteFile(md, []byte(b.String()), 0o644); werr != nil {
+					return werr
 				}
 			}
 			switch format {
