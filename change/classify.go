@@ -167,10 +167,32 @@ func asideStatement(n *pg.Node) bool {
 }
 
 // dataChange is a data statement on table (its target, "" when none).
+// Columns are the columns it writes (SET targets, INSERT's column list) and
+// the ones it reads.
 func dataChange(table string, n *pg.Node, what string) Change {
 	c := Change{Kind: Data, Table: table, Reason: what}
-	if table != "" {
-		c.Columns = columnRefs(n)
+	if table == "" {
+		return c
+	}
+	var targets []*pg.Node
+	switch {
+	case n.GetUpdateStmt() != nil:
+		targets = n.GetUpdateStmt().TargetList
+	case n.GetInsertStmt() != nil:
+		targets = n.GetInsertStmt().Cols
+	}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if rt := t.GetResTarget(); rt != nil && rt.Name != "" && !seen[rt.Name] {
+			seen[rt.Name] = true
+			c.Columns = append(c.Columns, rt.Name)
+		}
+	}
+	for _, col := range columnRefs(n) {
+		if !seen[col] {
+			seen[col] = true
+			c.Columns = append(c.Columns, col)
+		}
 	}
 	return c
 }

@@ -148,6 +148,8 @@ func planRecreateIndex(old *schema.Snapshot, drop, create change.Change) (*fragm
 	f.add(Contract, concurrent(table.QName(), "the old definition goes", drop.Definition, rebuild))
 	f.add(Contract, ddl(table.QName(), LockShareUpdateExclusive, "the new index takes the name",
 		fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(tmpQ), q(create.Constraint)),
-		fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(sch, create.Constraint)), q(tmp))))
+		// IF EXISTS: a later change of the migration may have dropped it
+		// with its column (DROP COLUMN ... CASCADE).
+		fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", qq(schema.QualifiedName(sch, create.Constraint)), q(tmp))))
 	return f, nil
 }

@@ -329,7 +329,9 @@ func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration
 		if err != nil {
 			return nil, err
 		}
-		st.after(c)
+		if obs == nil || !obs.NoOp {
+			st.after(c)
+		}
 		for k := range f.steps {
 			for i := range f.steps[k] {
 				f.steps[k][i].Change = idx
@@ -340,6 +342,9 @@ func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration
 		}
 		for i := range f.late {
 			f.late[i].Change = idx
+		}
+		for i := range f.syncs {
+			f.syncs[i].Change = idx
 		}
 		for i := range f.findings {
 			f.findings[i].Pos = c.Pos
@@ -395,7 +400,9 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 		// undoes what those triggers change; others can skip it.
 		dw, contract := syncTriggers(syncs, backfills, ownTriggers)
 		steps[DualWrite] = append(dw, steps[DualWrite]...)
-		steps[Contract] = placeTriggerRemoval(steps[Contract], contract, frags)
+		steps[Contract] = placeTriggerRemoval(steps[Contract], contract, frags, func(table string, done map[int]bool) (string, string) {
+			return narrowedSync(table, syncs, backfills, ownTriggers, done)
+		})
 	}
 	steps[Contract] = append(steps[Contract], late...)
 	for _, k := range Order {
@@ -479,20 +486,14 @@ func merge(p *Plan, ownTriggers map[string]bool, frags []*fragment) {
 // swap) does not fire a trigger that names columns gone by then, and a
 // rollback recreates the trigger before it refills columns, so the refill
 // keeps other columns as they were.
-func placeTriggerRemoval(contract, removal []Statement, frags []*fragment) []Statement {
+func placeTriggerRemoval(contract, removal []Statement, frags []*fragment, narrow func(table string, done map[int]bool) (before, after string)) []Statement {
 	served := map[string]map[int]bool{} // table -> changes whose sync it is
 	for _, f := range frags {
-		idx := -1
-		for _, k := range Order {
-			for _, st := range f.steps[k] {
-				idx = st.Change
-			}
-		}
 		for _, s := range f.syncs {
 			if served[s.Table] == nil {
 				served[s.Table] = map[int]bool{}
 			}
-			served[s.Table][idx] = true
+			served[s.Table][s.Change] = true
 		}
 		for _, b := range f.backfills {
 			if served[b.Table] == nil {
@@ -511,18 +512,58 @@ func placeTriggerRemoval(contract, removal []Statement, frags []*fragment) []Sta
 	}
 	out := append([]Statement{}, contract...)
 	for _, table := range order {
-		at := -1
+		// The last contract statement of each served change, in order.
+		var ends []int
 		for i, st := range out {
-			if served[table][st.Change] && st.Table != "" {
-				at = i
+			if !served[table][st.Change] || st.Table == "" {
+				continue
+			}
+			if n := len(ends); n > 0 && out[ends[n-1]].Change == st.Change {
+				ends[n-1] = i
+			} else {
+				ends = append(ends, i)
 			}
 		}
-		if at < 0 {
+		if len(ends) == 0 {
 			out = append(out, byTable[table]...)
 			continue
 		}
-		rest := append([]Statement{}, out[at+1:]...)
-		out = append(append(out[:at+1], byTable[table]...), rest...)
+		// Between two swaps the function is narrowed to the changes not
+		// swapped yet: a statement in between (a data statement that
+		// waited for the first swap) must not fire a body naming a column
+		// the first swap renamed.
+		done := map[int]bool{}
+		var inserts []struct {
+			at    int
+			stmts []Statement
+		}
+		for k, at := range ends {
+			done[out[at].Change] = true
+			if k == len(ends)-1 {
+				inserts = append(inserts, struct {
+					at    int
+					stmts []Statement
+				}{at, byTable[table]})
+				break
+			}
+			d := map[int]bool{}
+			for c := range done {
+				d[c] = true
+			}
+			before, after := narrow(table, d)
+			inserts = append(inserts, struct {
+				at    int
+				stmts []Statement
+			}{at, []Statement{ddl(table, LockNone, "the trigger function from here on keeps only the columns not swapped yet", after, before)}})
+		}
+		for k := len(inserts) - 1; k >= 0; k-- {
+			at := inserts[k].at
+			for i := range inserts[k].stmts {
+				inserts[k].stmts[i].Change = out[at].Change
+			}
+			rest := append([]Statement{}, out[at+1:]...)
+			out = append(append(out[:at+1], inserts[k].stmts...), rest...)
+		}
 	}
 	return out
 }

@@ -19,6 +19,8 @@ type sync struct {
 	// Down computes each old column from the new ones; empty when app code
 	// never writes the new columns (a hidden shadow of a type change).
 	Down map[string]string
+	// Change is the index of the change the sync serves.
+	Change int
 }
 
 // SyncSchema holds phasekit's trigger functions; it is phasekit's own and is
@@ -84,7 +86,7 @@ func syncTriggers(syncs []sync, backfills []BackfillStep, ownTriggers map[string
 	})
 	for _, t := range tables {
 		fn := syncFunction(t)
-		create := fmt.Sprintf("CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS $phasekit$\n%s$phasekit$", fn, syncBody(byTable[t], filled[t], triggersOrUnknown(ownTriggers, t)))
+		create := syncFunctionSQL(t, byTable[t], filled[t], triggersOrUnknown(ownTriggers, t))
 		when := ""
 		if !triggersOrUnknown(ownTriggers, t) {
 			// Evaluated by the executor, not PL/pgSQL: a backfill batch on a
@@ -104,6 +106,47 @@ func syncTriggers(syncs []sync, backfills []BackfillStep, ownTriggers map[string
 		)
 	}
 	return dualWrite, contract
+}
+
+// syncFunctionSQL creates (or replaces) a table's trigger function for the
+// given syncs.
+func syncFunctionSQL(table string, syncs []sync, filled []Assignment, ownTriggers bool) string {
+	return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS $phasekit$\n%s$phasekit$", syncFunction(table), syncBody(syncs, filled, ownTriggers))
+}
+
+// narrowedSync is the trigger function of a table once the changes in done
+// have swapped their columns in contract: it keeps the other changes' columns
+// in sync until their own swap, and names no column that is gone.
+func narrowedSync(table string, syncs []sync, backfills []BackfillStep, ownTriggers map[string]bool, done map[int]bool) (before, after string) {
+	var all, rest []sync
+	gone := map[string]bool{}
+	for _, s := range syncs {
+		if s.Table != table {
+			continue
+		}
+		all = append(all, s)
+		if done[s.Change] {
+			for _, n := range s.News {
+				gone[n] = true
+			}
+			continue
+		}
+		rest = append(rest, s)
+	}
+	var filled, keptFilled []Assignment
+	for _, b := range backfills {
+		if b.Table != table {
+			continue
+		}
+		for _, a := range b.Set {
+			filled = append(filled, a)
+			if !gone[a.Column] {
+				keptFilled = append(keptFilled, a)
+			}
+		}
+	}
+	own := triggersOrUnknown(ownTriggers, table)
+	return syncFunctionSQL(table, all, filled, own), syncFunctionSQL(table, rest, keptFilled, own)
 }
 
 func triggersOrUnknown(own map[string]bool, table string) bool {

@@ -1,0 +1,53 @@
+-- found by the differential fuzzer, seed 100021
+-- check failed: error ""
+--   rows of public.t1: file "20 rows, digest e81bdc10823c65e01ab4d085ab1618c2" plan "20 rows, digest 32eec32cf547d7be4f72a289ef09d36e"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 date NOT NULL DEFAULT '2024-02-17', c3 text NOT NULL DEFAULT 'v474', c4 date NOT NULL DEFAULT '2024-02-12', c5 boolean, c6 smallint NOT NULL DEFAULT 232);
+CREATE INDEX ix7 ON t1 ((c6));
+CREATE INDEX ix8 ON t1 ((c4));
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (1, '2024-02-26', 'v637', '2024-02-10', true, 649);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (2, '2024-02-22', 'v240', '2024-02-26', false, 328);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (3, '2024-02-28', 'v828', '2024-02-08', true, 651);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (4, '2024-02-20', 'v712', '2024-02-28', false, 376);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (5, '2024-02-02', 'v831', '2024-02-17', false, 983);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (6, '2024-02-26', 'v40', '2024-02-01', true, 853);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (7, '2024-02-14', 'v636', '2024-02-09', true, 736);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (8, '2024-02-18', 'v172', '2024-02-03', true, 757);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (9, '2024-02-10', 'v57', '2024-02-06', true, 829);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (10, '2024-02-22', 'v183', '2024-02-07', false, 674);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (11, '2024-02-25', 'v555', '2024-02-01', NULL, 411);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (12, '2024-02-07', 'v25', '2024-02-21', true, 312);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (13, '2024-02-22', 'v433', '2024-02-17', NULL, 782);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (14, '2024-02-07', 'v688', '2024-02-05', true, 791);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (15, '2024-02-13', 'v427', '2024-02-01', NULL, 643);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (16, '2024-02-06', 'v248', '2024-02-27', true, 691);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (17, '2024-02-19', 'v829', '2024-02-10', true, 797);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (18, '2024-02-24', 'v968', '2024-02-11', true, 46);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (19, '2024-02-11', 'v586', '2024-02-03', false, 55);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (20, '2024-02-28', 'v12', '2024-02-16', true, 415);
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t9 (id integer PRIMARY KEY, c10 varchar(40) NOT NULL DEFAULT 'v135', c11 timestamp, c12 timestamp, c13 smallint);
+CREATE INDEX ix14 ON t9 ((c13));
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (1, 'v490', '2024-01-15 10:00', '2024-01-22 10:00', 142);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (2, 'v608', '2024-01-18 10:00', NULL, 974);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (3, 'v49', '2024-01-07 10:00', '2024-01-22 10:00', 942);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (4, 'v45', NULL, NULL, 914);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (5, 'v766', '2024-01-15 10:00', '2024-01-21 10:00', 57);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (6, 'v13', '2024-01-22 10:00', NULL, 579);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (7, 'v451', '2024-01-04 10:00', '2024-01-11 10:00', NULL);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (8, 'v377', '2024-01-09 10:00', '2024-01-06 10:00', 32);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (9, 'v538', NULL, '2024-01-27 10:00', 740);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (10, 'v845', '2024-01-16 10:00', NULL, 787);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (11, 'v428', NULL, NULL, 883);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (12, 'v574', '2024-01-28 10:00', '2024-01-13 10:00', 178);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (13, 'v731', NULL, '2024-01-09 10:00', 391);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (14, 'v430', NULL, '2024-01-27 10:00', 529);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (15, 'v359', '2024-01-20 10:00', '2024-01-11 10:00', 668);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (16, 'v861', '2024-01-12 10:00', '2024-01-05 10:00', NULL);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (17, 'v786', '2024-01-03 10:00', NULL, 142);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (18, 'v195', '2024-01-02 10:00', '2024-01-08 10:00', 448);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (19, 'v465', '2024-01-12 10:00', '2024-01-05 10:00', 245);
+INSERT INTO t9 (id, c10, c11, c12, c13) VALUES (20, 'v460', '2024-01-10 10:00', '2024-01-24 10:00', 416);
+-- migration
+ALTER TABLE t1 RENAME COLUMN c6 TO r15;
+UPDATE t1 SET r15 = 984 WHERE id % 3 = 0;
