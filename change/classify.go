@@ -154,6 +154,21 @@ func createdObject(n *pg.Node) (typ, name, table string) {
 		return "POLICY", t + "." + n.GetCreatePolicyStmt().PolicyName, t
 	case n.GetCreateStatsStmt() != nil:
 		return "STATISTICS", qualifiedFromList(n.GetCreateStatsStmt().Defnames), ""
+	case n.GetCommentStmt() != nil:
+		// COMMENT ON COLUMN t.c / ON TABLE t: what it comments on, so the
+		// planner keeps it after a change to that column or table.
+		cm := n.GetCommentStmt()
+		items := names(cm.Object.GetList().GetItems())
+		switch cm.Objtype {
+		case pg.ObjectType_OBJECT_COLUMN:
+			if len(items) >= 2 {
+				table := qualifiedFromList(cm.Object.GetList().GetItems()[:len(items)-1])
+				return "COMMENT ON COLUMN", table + "." + items[len(items)-1], table
+			}
+		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW:
+			t := qualifiedFromList(cm.Object.GetList().GetItems())
+			return "COMMENT ON " + strings.ToUpper(objectName(cm.Objtype)), t, t
+		}
 	}
 	return "", "", ""
 }

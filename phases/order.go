@@ -172,6 +172,12 @@ func objectsOf(s *schema.Snapshot, obs *Observed, c change.Change) []object {
 		if c.Constraint != "" && t != "" {
 			add(constraint(t, c.Constraint))
 		}
+		switch c.ObjectType {
+		case "COMMENT ON COLUMN":
+			add(col(t, strings.TrimPrefix(c.Object, t+".")))
+		case "COMMENT ON TABLE", "COMMENT ON VIEW", "COMMENT ON MATVIEW":
+			add(rel(t))
+		}
 		if c.Enum != "" {
 			add(object{kind: 'y', name: c.Enum})
 		}

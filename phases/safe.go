@@ -66,6 +66,30 @@ func passThroughRollback(s *schema.Snapshot, c change.Change) (rollback []string
 		// the constraint drops the index too, which the index's own
 		// rollback tolerates (IF EXISTS).
 		return drop(fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(c.Table), q(c.Constraint)))
+	case "COMMENT ON COLUMN", "COMMENT ON TABLE":
+		old := ""
+		t, ok := s.Table(c.Table)
+		if !ok {
+			return nil, false
+		}
+		if c.ObjectType == "COMMENT ON COLUMN" {
+			col, found := t.Column(strings.TrimPrefix(name, c.Table+"."))
+			if !found {
+				return nil, false
+			}
+			old = col.Comment
+		} else {
+			old = t.Comment
+		}
+		target := strings.TrimPrefix(c.ObjectType, "COMMENT ON ") + " " + qq(c.Table)
+		if c.ObjectType == "COMMENT ON COLUMN" {
+			target += "." + q(strings.TrimPrefix(name, c.Table+"."))
+		}
+		value := "NULL"
+		if old != "" {
+			value = change.QuoteLiteral(old)
+		}
+		return drop(fmt.Sprintf("COMMENT ON %s IS %s", target, value))
 	case "DROP CONSTRAINT", "VALIDATE CONSTRAINT":
 		con := findConstraint(s, c.Table, c.Constraint)
 		if con == nil || c.Cascade {

@@ -25,12 +25,15 @@ type migrationState struct {
 	// replaced marks DROP statements whose object a later statement creates
 	// again: a replacement, not a removal.
 	replaced map[int]bool
+	// renamedTo holds the new names of tables renamed by changes planned so
+	// far, with the position of the rename.
+	renamedTo map[string]change.Pos
 }
 
 func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options) *migrationState {
 	st := &migrationState{base: base, all: all, opts: opts,
 		createdTables: map[string]bool{}, createdColumns: map[string]bool{},
-		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}}
+		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}, renamedTo: map[string]change.Pos{}}
 	for i, c := range all {
 		if obs := opts.observed(i); obs != nil && obs.NoOp {
 			continue
@@ -132,6 +135,7 @@ func (st *migrationState) after(c change.Change) {
 		if st.createdTables[c.Table] {
 			st.createdTables[schemaOf(c.Table)+"."+c.NewName] = true
 		}
+		st.renamedTo[schemaOf(c.Table)+"."+c.NewName] = c.Pos
 	}
 }
 
@@ -177,6 +181,9 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 		}
 		c.Reason = "on table " + c.Table + ", created earlier in this migration: no running code uses it yet"
 		return planPassThrough(s, c)
+	}
+	if at, ok := st.renamedTo[c.Table]; ok && c.Kind == change.RenameTable {
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s got this name from the rename at %s: N uses the first name through a view until contract, so a second rename in the same migration cannot be planned; rename it once, to its final name", c.Table, at)}
 	}
 	if c.RefTable != "" && st.createdTables[c.RefTable] && (obs == nil || obs.Before == nil) {
 		c.Reason = refTableCreated

@@ -204,7 +204,11 @@ func syncBody(syncs []sync, filled []Assignment, ownTriggers bool) string {
 	b.WriteString("  IF TG_OP = 'UPDATE' AND keep NOT IN ('', 'off', 'on') THEN\n")
 	b.WriteString("    -- A rollback refilling the listed columns, while other columns may not\n")
 	b.WriteString("    -- be back under their names yet: through jsonb, naming none of them.\n")
-	b.WriteString("    NEW := jsonb_populate_record(OLD, coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(NEW)) e WHERE e.key = ANY (string_to_array(keep, ','))), '{}'));\n")
+	// NEW as the base, every other column from OLD through jsonb: OLD
+	// as the base would lose a column added since the row was written
+	// (jsonb_populate_record reads no default of an attribute the stored
+	// tuple lacks, PostgreSQL 15), to_jsonb(OLD) does not.
+	b.WriteString("    NEW := jsonb_populate_record(NEW, to_jsonb(OLD) - string_to_array(keep, ','));\n")
 	b.WriteString("    RETURN NEW;\n  END IF;\n")
 	for _, s := range syncs {
 		fmt.Fprintf(&b, "  -- %s -> %s\n", strings.Join(s.Olds, ", "), strings.Join(s.News, ", "))

@@ -126,16 +126,16 @@ func (r *reader) readTables(ctx context.Context) error {
 	return r.each(ctx, `
 SELECT c.oid, n.nspname, c.relname, c.relkind = 'p',
        c.reltuples::bigint, coalesce(pg_total_relation_size(c.oid), 0),
-       coalesce(pn.nspname, ''), coalesce(p.relname, '')
+       coalesce(pn.nspname, ''), coalesce(p.relname, ''), coalesce(obj_description(c.oid, 'pg_class'), '')
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
 LEFT JOIN pg_class p ON p.oid = i.inhparent
 LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
 WHERE c.relkind IN ('r', 'p') AND `+userSchema,
-		[]any{&oid, &t.Schema, &t.Name, &partitioned, &rowEst, &sizeBytes, &parentNS, &parent},
+		[]any{&oid, &t.Schema, &t.Name, &partitioned, &rowEst, &sizeBytes, &parentNS, &parent, &t.Comment},
 		func() error {
-			tb := &Table{Schema: t.Schema, Name: t.Name, Partitioned: partitioned, RowEstimate: rowEst, SizeBytes: sizeBytes}
+			tb := &Table{Schema: t.Schema, Name: t.Name, Partitioned: partitioned, RowEstimate: rowEst, SizeBytes: sizeBytes, Comment: t.Comment}
 			if parent != "" {
 				tb.PartitionOf = QualifiedName(parentNS, parent)
 			}
@@ -159,20 +159,21 @@ SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
                  JOIN pg_namespace sn ON sn.oid = sc.relnamespace
                  WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
                    AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype IN ('a', 'i')
-                 ORDER BY sc.oid LIMIT 1), '')
+                 ORDER BY sc.oid LIMIT 1), ''),
+       coalesce(col_description(a.attrelid, a.attnum), '')
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND `+userSchema+`
 ORDER BY a.attrelid, a.attnum`,
-		[]any{&oid, &c.Name, &c.Type, &c.NotNull, &expr, &identity, &kind, &c.Position, &c.Sequence},
+		[]any{&oid, &c.Name, &c.Type, &c.NotNull, &expr, &identity, &kind, &c.Position, &c.Sequence, &c.Comment},
 		func() error {
 			t, ok := r.tables[oid]
 			if !ok {
 				return nil
 			}
-			col := Column{Name: c.Name, Type: c.Type, NotNull: c.NotNull, Identity: identity, Position: c.Position, Sequence: c.Sequence}
+			col := Column{Name: c.Name, Type: c.Type, NotNull: c.NotNull, Identity: identity, Position: c.Position, Sequence: c.Sequence, Comment: c.Comment}
 			// A generated column's expression is stored as its default;
 			// it is not one, since it cannot be overridden on INSERT.
 			if kind != "" {

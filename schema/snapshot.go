@@ -34,6 +34,8 @@ type Table struct {
 	PartitionOf string       `json:"partition_of,omitempty"` // "schema.parent" for a partition
 	// ReferencedBy lists foreign keys on other tables that point at this one.
 	ReferencedBy []Constraint `json:"referenced_by,omitempty"`
+	// Comment is the table's comment (COMMENT ON TABLE).
+	Comment string `json:"comment,omitempty"`
 }
 
 // Column is one column of a table.
@@ -48,6 +50,8 @@ type Column struct {
 	// Sequence is the sequence the column owns ("schema.name"): a serial's
 	// (OWNED BY) or an identity's; empty when none.
 	Sequence string `json:"sequence,omitempty"`
+	// Comment is the column's comment (COMMENT ON COLUMN).
+	Comment string `json:"comment,omitempty"`
 }
 
 // ConstraintType is the pg_constraint.contype of a constraint.

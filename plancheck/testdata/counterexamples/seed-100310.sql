@@ -1,0 +1,54 @@
+-- found by the differential fuzzer, seed 100310
+-- check failed: error ""
+--   rows of public.t6: file "20 rows, digest 323202a99d6edf424f6d6fa1407732d7" plan "20 rows, digest b9eceb30f37c59b9539a5371d538aae9"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 timestamp, c3 numeric(10,2) NOT NULL DEFAULT 434.90, c4 boolean, c5 numeric(10,2) NOT NULL DEFAULT 806.53);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (1, '2024-01-10 10:00', 162.99, false, 556.31);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (2, '2024-01-23 10:00', 43.77, true, 913.54);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (3, NULL, 847.01, true, 738.19);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (4, '2024-01-12 10:00', 632.39, false, 103.66);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (5, '2024-01-09 10:00', 16.95, true, 736.44);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (6, '2024-01-13 10:00', 72.11, true, 194.59);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (7, '2024-01-13 10:00', 37.99, false, 860.44);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (8, '2024-01-13 10:00', 862.97, true, 285.12);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (9, '2024-01-16 10:00', 314.48, false, 381.78);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (10, NULL, 552.73, true, 603.91);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (11, '2024-01-13 10:00', 271.07, NULL, 59.66);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (12, '2024-01-27 10:00', 633.67, true, 176.25);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (13, '2024-01-04 10:00', 76.64, false, 78.43);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (14, '2024-01-21 10:00', 447.56, false, 560.75);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (15, NULL, 825.01, true, 942.12);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (16, '2024-01-05 10:00', 565.66, true, 778.35);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (17, NULL, 149.70, true, 262.16);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (18, '2024-01-20 10:00', 175.46, NULL, 428.17);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (19, NULL, 514.92, false, 38.45);
+INSERT INTO t1 (id, c2, c3, c4, c5) VALUES (20, NULL, 733.12, false, 264.14);
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t6 (id serial PRIMARY KEY, c7 text NOT NULL DEFAULT 'v569', c8 text, c9 jsonb NOT NULL DEFAULT '{"k": 99}', c10 integer CHECK (c10 >= 0));
+CREATE INDEX ix11 ON t6 ((c10));
+CREATE INDEX ix12 ON t6 ((c7));
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (1, 'v370', 'v611', '{"k": 24}', 397);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (2, 'v603', 'v235', '{"k": 46}', 846);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (3, 'v126', 'v53', '{"k": 79}', 374);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (4, 'v932', 'v632', '{"k": 46}', 619);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (5, 'v427', 'v495', '{"k": 17}', NULL);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (6, 'v229', 'v583', '{"k": 2}', 585);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (7, 'v564', 'v212', '{"k": 4}', 25);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (8, 'v589', 'v894', '{"k": 72}', NULL);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (9, 'v700', NULL, '{"k": 57}', NULL);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (10, 'v981', 'v649', '{"k": 35}', 248);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (11, 'v950', 'v469', '{"k": 52}', NULL);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (12, 'v773', 'v366', '{"k": 60}', 121);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (13, 'v752', 'v218', '{"k": 98}', 532);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (14, 'v567', 'v184', '{"k": 5}', 590);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (15, 'v113', 'v624', '{"k": 0}', 992);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (16, 'v360', 'v45', '{"k": 58}', 828);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (17, 'v9', 'v575', '{"k": 35}', 24);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (18, 'v521', 'v804', '{"k": 4}', 627);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (19, 'v205', 'v307', '{"k": 49}', 160);
+INSERT INTO t6 (id, c7, c8, c9, c10) VALUES (20, 'v127', NULL, '{"k": 59}', NULL);
+SELECT setval('t6_id_seq', 20);
+CREATE VIEW v13 AS SELECT id, c7 FROM t6;
+-- migration
+ALTER TABLE t6 ALTER COLUMN c10 TYPE numeric(12,2), ALTER COLUMN c10 DROP NOT NULL;
+UPDATE t6 SET c10 = 636.37 WHERE id % 3 = 0;
