@@ -118,6 +118,13 @@ func objectsOf(s *schema.Snapshot, obs *Observed, c change.Change) []object {
 		cols(t, c.Column, c.NewName)
 	case change.RenameTable:
 		add(rel(t), rel(schemaOf(t)+"."+c.NewName))
+		// The view left under the old name reads every column until
+		// contract drops it.
+		if tb, ok := s.Table(t); ok {
+			for _, cl := range tb.Columns {
+				add(col(schemaOf(t)+"."+c.NewName, cl.Name))
+			}
+		}
 	case change.ChangeType, change.DropColumn, change.SetNotNull, change.DropNotNull, change.SetDefault, change.DropDefault, change.AddColumn:
 		cols(t, c.Column, c.NewName)
 	case change.DropTable, change.CreateTable:
@@ -525,9 +532,10 @@ func deferrable(u *unit) bool {
 	case change.DropColumn:
 		// Its expand step lets N+1 insert rows without the column.
 		return len(u.f.steps[Expand]) == 0
-	case change.DropNotNull, change.SetDefault:
-		// Catalogue only; N+1 is told it may rely on them after the phase
-		// they move to (deferredNote).
+	case change.DropNotNull, change.SetDefault, change.ChangeType:
+		// Catalogue only (a type change without syncs is one that does not
+		// rewrite); N+1 is told it may rely on them after the phase they
+		// move to (deferredNote).
 		return true
 	case change.DropTable, change.DropIndex, change.DropObject, change.SetNotNull, change.DropDefault,
 		change.AddForeignKey, change.AddCheck, change.AddUnique, change.AddPrimaryKey, change.CreateIndex,
@@ -605,7 +613,7 @@ func order(units []*unit) error {
 			u.f.shift(floor)
 			u.f.findings = append(u.f.findings, Finding{Rule: RuleDeferred, Severity: Info,
 				Message: fmt.Sprintf("runs in %s, not %s: it touches %s, which the %s at %s changes in %s", Order[floor], Order[first], what, kindWords(units[by].c), units[by].c.Pos, Order[floor])})
-			if note := deferredNote(u.c, Order[floor]); note != "" && u.f.deploy == "" {
+			if note := deferredNote(u.c, Order[floor]); note != "" {
 				u.f.deploy = note
 			}
 			changed = true
@@ -637,6 +645,8 @@ func deferredNote(c change.Change, phase Kind) string {
 		return fmt.Sprintf("N+1 may write NULL into %s.%s only after %s", c.Table, c.Column, phase)
 	case change.SetDefault:
 		return fmt.Sprintf("N+1 may rely on the new default of %s.%s only after %s", c.Table, c.Column, phase)
+	case change.ChangeType:
+		return fmt.Sprintf("N+1 may rely on %s.%s being %s only after %s", c.Table, c.Column, c.Type, phase)
 	}
 	return ""
 }

@@ -1,0 +1,52 @@
+-- found by the differential fuzzer, seed 100491
+-- check failed: error ""
+--   rollback after contract: roll back from contract: roll back step 000007_contract_t7: run DDL group of 13 statement(s): statement 10 of 13 (UPDATE public.t7 SET id = phasekit_new_id::integer): ERROR: null value in column "c8" of relation "t7" violates not-null constraint (SQLSTATE 23502)
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 integer, c3 varchar(20), c4 varchar(20), c5 jsonb, c6 numeric(10,2));
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (1, 503, NULL, 'v32', '{"k": 89}', 408.14);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (2, 985, 'v535', NULL, '{"k": 19}', 921.26);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (3, 909, 'v27', 'v42', '{"k": 4}', 364.53);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (4, 649, 'v196', NULL, '{"k": 14}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (5, 203, 'v256', 'v342', NULL, 477.63);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (6, 791, 'v420', 'v505', '{"k": 61}', 543.93);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (7, 609, NULL, NULL, '{"k": 61}', 125.19);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (8, 538, 'v960', 'v681', '{"k": 12}', 200.12);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (9, 315, NULL, 'v422', NULL, 950.30);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (10, NULL, 'v601', NULL, '{"k": 88}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (11, 521, 'v46', 'v305', '{"k": 19}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (12, 23, 'v832', NULL, '{"k": 20}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (13, NULL, 'v951', 'v755', '{"k": 28}', 655.19);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (14, 869, 'v489', 'v308', '{"k": 51}', 649.58);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (15, 988, 'v95', NULL, '{"k": 68}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (16, 520, 'v469', NULL, '{"k": 68}', 189.78);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (17, 183, 'v556', 'v836', '{"k": 58}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (18, 919, 'v159', 'v0', '{"k": 50}', 920.28);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (19, 773, 'v808', 'v584', '{"k": 85}', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (20, 63, NULL, 'v133', '{"k": 50}', 798.92);
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t7 (id integer PRIMARY KEY, c8 timestamp NOT NULL DEFAULT '2024-01-08 10:00', c9 numeric(10,2), c10 bigint NOT NULL DEFAULT 12, c11 varchar(40));
+CREATE INDEX ix12 ON t7 ((c9));
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (1, '2024-01-09 10:00', NULL, 360, 'v914');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (2, '2024-01-05 10:00', 179.18, 602, 'v532');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (3, '2024-01-10 10:00', 657.21, 450, 'v205');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (4, '2024-01-18 10:00', 624.97, 672, NULL);
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (5, '2024-01-07 10:00', 264.72, 134, 'v115');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (6, '2024-01-22 10:00', 280.65, 568, 'v371');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (7, '2024-01-16 10:00', 117.86, 596, NULL);
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (8, '2024-01-23 10:00', 393.30, 438, NULL);
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (9, '2024-01-25 10:00', 801.19, 938, 'v311');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (10, '2024-01-06 10:00', 134.64, 910, NULL);
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (11, '2024-01-25 10:00', 737.19, 362, 'v208');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (12, '2024-01-26 10:00', NULL, 376, 'v274');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (13, '2024-01-12 10:00', 808.57, 168, 'v374');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (14, '2024-01-26 10:00', 129.00, 184, 'v893');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (15, '2024-01-21 10:00', NULL, 72, 'v399');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (16, '2024-01-08 10:00', 342.44, 698, 'v812');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (17, '2024-01-17 10:00', 774.40, 339, 'v786');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (18, '2024-01-13 10:00', NULL, 360, 'v436');
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (19, '2024-01-07 10:00', 88.67, 348, NULL);
+INSERT INTO t7 (id, c8, c9, c10, c11) VALUES (20, '2024-01-06 10:00', 996.72, 63, 'v266');
+CREATE VIEW v13 AS SELECT id, c2 FROM t1;
+-- migration
+ALTER TABLE t7 ALTER COLUMN id TYPE bigint;
+DELETE FROM t7 WHERE id % 7 = 0 AND c8 IS NULL; ALTER TABLE t7 DROP COLUMN c8 CASCADE;
