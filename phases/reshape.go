@@ -219,12 +219,19 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-func createView(v *schema.View) string {
+func createView(v *schema.View) string { return CreateViewSQL(v) }
+
+// CreateViewSQL creates a view again from its snapshot: options,
+// definition and comment (one string of one or two statements).
+func CreateViewSQL(v *schema.View) string {
 	sql := "CREATE VIEW " + qq(v.QName())
 	if len(v.Options) > 0 {
 		sql += " WITH (" + strings.Join(v.Options, ", ") + ")"
 	}
 	sql += " AS\n" + strings.TrimSuffix(strings.TrimSpace(v.Definition), ";")
+	if v.Comment != "" {
+		sql += ";\nCOMMENT ON VIEW " + qq(v.QName()) + " IS " + change.QuoteLiteral(v.Comment)
+	}
 	return sql
 }
 

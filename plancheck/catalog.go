@@ -172,21 +172,33 @@ func readRows(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
 	out := map[string]string{}
-	for _, t := range tables {
+	if len(tables) == 0 {
+		return out, nil
+	}
+	// One round trip for every table.
+	parts := make([]string, len(tables))
+	for i, t := range tables {
 		q := pgx.Identifier{t.schema, t.name}.Sanitize()
-		var n int64
-		var digest *string
-		err := conn.QueryRow(ctx, `SELECT count(*), md5(string_agg(r, E'\n' ORDER BY r)) FROM (
+		parts[i] = fmt.Sprintf(`SELECT %d, count(*), md5(string_agg(r, E'\n' ORDER BY r)) FROM (
 			SELECT coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(to_jsonb(x)) e(k, v) WHERE NOT starts_with(k, 'phasekit_')), '{}')::text AS r
-			FROM `+q+` x) s`).Scan(&n, &digest)
-		if err != nil {
-			return nil, fmt.Errorf("read rows of %s.%s: %w", t.schema, t.name, err)
-		}
+			FROM %s x) s%d`, i, q, i)
+	}
+	rows, err := conn.Query(ctx, strings.Join(parts, "\nUNION ALL\n"))
+	if err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
+	}
+	var i int
+	var n int64
+	var digest *string
+	if _, err := pgx.ForEachRow(rows, []any{&i, &n, &digest}, func() error {
 		d := ""
 		if digest != nil {
 			d = *digest
 		}
-		out["rows of "+t.schema+"."+t.name] = fmt.Sprintf("%d rows, digest %s", n, d)
+		out["rows of "+tables[i].schema+"."+tables[i].name] = fmt.Sprintf("%d rows, digest %s", n, d)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -199,7 +200,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 	if err != nil {
 		return obs, err
 	}
-	if _, err := tx.Exec(ctx, st.SQL); err != nil {
+	if err := execAroundViews(ctx, tx, st.SQL, changes, rp.current); err != nil {
 		return obs, err
 	}
 	var xid *int64
@@ -230,6 +231,58 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 	}
 	rp.current = after
 	return obs, nil
+}
+
+// execAroundViews runs a statement; when PostgreSQL refuses a type change
+// because views read the column ("cannot alter type of a column used by a
+// view or rule"), it runs it the way the plan does and a team would: the
+// views dropped, the statement, the views created again from their own
+// definitions. That is the file's meaning the plan is checked against.
+func execAroundViews(ctx context.Context, tx pgx.Tx, sql string, changes []change.Change, current *schema.Snapshot) error {
+	if _, err := tx.Exec(ctx, "SAVEPOINT phasekit_statement"); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, sql)
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "used by a view or rule") {
+		return err
+	}
+	var views []*schema.View
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if c.Kind != change.ChangeType {
+			continue
+		}
+		for _, v := range current.ViewsUsing(c.Table, c.Column) {
+			if v.Materialized {
+				return err
+			}
+			if !seen[v.QName()] {
+				seen[v.QName()] = true
+				views = append(views, v)
+			}
+		}
+	}
+	if len(views) == 0 {
+		return err
+	}
+	if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_statement"); rerr != nil {
+		return rerr
+	}
+	for i := len(views) - 1; i >= 0; i-- {
+		if _, err := tx.Exec(ctx, "DROP VIEW "+pgx.Identifier{views[i].Schema, views[i].Name}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		return err
+	}
+	for _, v := range views {
+		if _, err := tx.Exec(ctx, phases.CreateViewSQL(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // snapshotCovers tells the kinds whose whole effect a Snapshot shows, so
