@@ -46,8 +46,8 @@ type RollbackCheck struct {
 	Differences []Difference `json:"differences,omitempty"`
 	// Irreversible: a phase up to After is one the plan says rollback
 	// cannot fully undo (a data statement, a drop without archive, a
-	// statement whose inverse is unknown): its differences are reported,
-	// not failed.
+	// statement whose inverse is unknown): its differences, or the error
+	// its forced rollback stops at, are reported, not failed.
 	Irreversible bool `json:"irreversible,omitempty"`
 	// Error is set when the apply or the rollback itself failed.
 	Error string `json:"error,omitempty"`
@@ -60,7 +60,10 @@ func (r *CheckResult) OK() bool {
 		return false
 	}
 	for _, rb := range r.Rollbacks {
-		if rb.Error != "" || !rb.Equal && !rb.Irreversible {
+		// A phase the plan says rollback cannot fully undo may leave
+		// differences, or refuse (the rows N+1 wrote do not fit the old
+		// shape): reported, not failed.
+		if !rb.Irreversible && (rb.Error != "" || !rb.Equal) {
 			return false
 		}
 	}

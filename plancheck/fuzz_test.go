@@ -83,7 +83,7 @@ func runCase(ctx context.Context, t testing.TB, base, sql []string) (outcome, st
 			fmt.Fprintf(&b, "\n  %s: file %q plan %q", df.Object, df.Want, df.Got)
 		}
 		for _, rb := range p.Check.Rollbacks {
-			if rb.Error != "" || !rb.Equal && !rb.Irreversible {
+			if !rb.Irreversible && (rb.Error != "" || !rb.Equal) {
 				fmt.Fprintf(&b, "\n  rollback after %s: %s", rb.After, rb.Error)
 				for _, df := range rb.Differences {
 					fmt.Fprintf(&b, "\n    %s: start %q after %q", df.Object, df.Want, df.Got)

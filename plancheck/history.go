@@ -170,7 +170,7 @@ func checkSummary(c *phases.CheckResult) string {
 		return fmt.Sprintf("%d object(s) differ from the file's end state, first %s: file %q, plan %q", len(c.Differences), d.Object, d.Want, d.Got)
 	}
 	for _, rb := range c.Rollbacks {
-		if rb.Error != "" {
+		if rb.Error != "" && !rb.Irreversible {
 			return fmt.Sprintf("rollback after %s fails: %s", rb.After, rb.Error)
 		}
 		if !rb.Equal && !rb.Irreversible {

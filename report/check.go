@@ -40,7 +40,7 @@ func checkProblem(c *phases.CheckResult) string {
 	}
 	for _, rb := range c.Rollbacks {
 		switch {
-		case rb.Error != "":
+		case rb.Error != "" && !rb.Irreversible:
 			parts = append(parts, fmt.Sprintf("rollback after %s failed: %s", rb.After, rb.Error))
 		case !rb.Equal && !rb.Irreversible:
 			parts = append(parts, fmt.Sprintf("rollback after %s leaves %d object(s) unlike the start", rb.After, len(rb.Differences)))
