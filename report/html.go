@@ -101,6 +101,7 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 	"rollback":    func(stmts []string) string { return strings.Join(stmts, ";\n") + ";" },
 	"md":          inlineCode,
 	"cellCount":   countCells,
+	"checkLine":   CheckLine,
 	"copySummary": copySummary,
 	"hasShadow": func(r *compat.Result) bool {
 		for _, b := range r.Phased.Boundaries {

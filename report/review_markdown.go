@@ -27,6 +27,9 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 		p(" · pipeline `%s` (N = `%s`, N+1 = `%s`)", bd.Pipeline, bd.Old, bd.New)
 	}
 	p("  \n")
+	if line := CheckLine(r.Plan); line != "" {
+		p("%s  \n", mdText(line))
+	}
 	high, warn := r.riskCounts()
 	verify := "⚪ verify not run"
 	switch {
