@@ -1,8 +1,11 @@
 package change
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -88,4 +91,42 @@ func VersionLess(a, b string) bool {
 		return len(a) < len(b)
 	}
 	return a < b
+}
+
+// ReadHistoryOrdered lists the up migrations of dir in the order an order
+// file gives (one file name a line, # comments), as pop's postgres-order.txt
+// does; without an order file, ReadHistory's version order.
+func ReadHistoryOrdered(dir, order string) ([]HistoryFile, error) {
+	if order == "" {
+		return ReadHistory(dir)
+	}
+	f, err := os.Open(order)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []HistoryFile
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		v, ok := FileVersion(name)
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: %q has no version", order, line, name)
+		}
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", order, line, err)
+		}
+		out = append(out, HistoryFile{Version: v, Path: p})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New(order + ": no migration listed")
+	}
+	return out, nil
 }

@@ -49,6 +49,9 @@ type HistoryOptions struct {
 	From string
 	// NoArchive plans with phases.Options.NoArchive.
 	NoArchive bool
+	// Plan, when set, says which versions to plan and check; the others
+	// are only applied (a sample of a long history).
+	Plan func(version string) bool
 	Check     CheckOptions
 }
 
@@ -66,7 +69,7 @@ func (d *Dev) ReplayHistory(ctx context.Context, files []change.HistoryFile, o H
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
-		if o.From != "" && change.VersionLess(f.Version, o.From) {
+		if o.From != "" && change.VersionLess(f.Version, o.From) || o.Plan != nil && !o.Plan(f.Version) {
 			if err := d.LoadHistory(ctx, []*change.Migration{m}); err != nil {
 				return err
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +30,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "markdown", Usage: "also write the summary table (outcomes, and every version not planned) as Markdown to this file"},
 		},
 		Action: func(c *cli.Context) error {
-			files, err := historyFiles(c.String("dir"), c.String("order"))
+			files, err := change.ReadHistoryOrdered(c.String("dir"), c.String("order"))
 			if err != nil {
 				return badInput(err)
 			}
@@ -101,44 +99,6 @@ func replayCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// historyFiles lists the up migrations of dir, in the order given by the
-// order file when there is one.
-func historyFiles(dir, order string) ([]change.HistoryFile, error) {
-	all, err := change.ReadHistory(dir)
-	if err != nil {
-		return nil, err
-	}
-	if order == "" {
-		return all, nil
-	}
-	f, err := os.Open(order)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []change.HistoryFile
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		name := strings.TrimSpace(sc.Text())
-		if name == "" || strings.HasPrefix(name, "#") {
-			continue
-		}
-		v, ok := change.FileVersion(name)
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: %q has no version", order, line, name)
-		}
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", order, line, err)
-		}
-		out = append(out, change.HistoryFile{Version: v, Path: p})
-	}
-	if len(out) == 0 {
-		return nil, errors.New(order + ": no migration listed")
-	}
-	return out, sc.Err()
 }
 
 func printVersion(w io.Writer, r plancheck.VersionResult) {

@@ -1,0 +1,69 @@
+package plancheck_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/plancheck"
+	"github.com/phasekit/phasekit/verify/pgtest"
+)
+
+// TestKratosHistory replays the shared Ory Kratos history (346 PostgreSQL
+// versions nobody here wrote): every file is applied as written to build the
+// schema, and a sample of them (every tenth, and the ones that broke
+// earlier planners: a subcommand lost in a multi-action ALTER, same-type
+// changes on foreign keys, an indexed varchar change, renames, data fixes)
+// is planned against the schema the earlier ones built and checked. None may
+// fail its check or crash; refusals are allowed and must say why. make
+// corpus runs all 346.
+func TestKratosHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 346-file history")
+	}
+	dir := pgtest.DatasetFile(t, "kratos-migrations/migrations")
+	order := filepath.Join(filepath.Dir(dir), "postgres-order.txt")
+	files, err := change.ReadHistoryOrdered(dir, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{
+		"20191100000010000000": true, // ALTER TYPE timestamp, DROP NOT NULL in one statement
+		"20200402142539000000": true, // a rename
+		"20200812124254000002": true, // same type, DROP NOT NULL
+		"20210410175418000001": true, // a foreign key
+		"20210410175418000002": true, // a data fix
+		"20210410175418000003": true, // same type on a foreign key column
+		"20250505150900000000": true, // char to varchar: a shadow column
+	}
+	n := 0
+	plan := func(v string) bool {
+		n++
+		return known[v] || n%10 == 0
+	}
+	d, err := plancheck.Open(context.Background(), plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	counts := map[string]int{}
+	err = d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{Plan: plan}, func(r plancheck.VersionResult) {
+		counts[r.Outcome]++
+		switch r.Outcome {
+		case plancheck.CheckFailed, plancheck.Crashed:
+			t.Errorf("%s: %s: %s", filepath.Base(r.File), r.Outcome, r.Reason)
+		case plancheck.Refused:
+			if r.Reason == "" {
+				t.Errorf("%s: refused without a reason", filepath.Base(r.File))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d versions applied, %v", len(files), counts)
+	if counts[plancheck.Planned] < 30 {
+		t.Errorf("only %d versions planned and proved", counts[plancheck.Planned])
+	}
+}
