@@ -122,7 +122,15 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 		for _, o := range r.olds {
 			// The refill runs in backfill mode for this column only, so the
 			// table's own triggers cannot touch other columns (last_update).
-			refill := []string{refillMode(o.Name), fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])}
+			// Only rows whose archived value no longer gives the new one
+			// (written after contract) are refilled from the new column:
+			// the others keep their archived value exactly, even where
+			// the conversion loses something (timestamp to date).
+			var changed []string
+			for _, n := range r.news {
+				changed = append(changed, fmt.Sprintf("%s IS DISTINCT FROM (%s)", q(n.Name), n.Up))
+			}
+			refill := []string{refillMode(o.Name), fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s", qq(tn), q(o.Name), r.down[o.Name], strings.Join(changed, " OR "))}
 			if err := archiveColumn(f, c, t, o, refill...); err != nil {
 				return nil, err
 			}

@@ -53,6 +53,11 @@ func passThroughRollback(s *schema.Snapshot, c change.Change) (rollback []string
 		return drop(fmt.Sprintf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", qq(c.Table), q(c.Column)))
 	case change.AddForeignKey, change.AddCheck, change.AddUnique, change.AddPrimaryKey:
 		return drop(fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(c.Table), q(c.Constraint)))
+	case change.RenameColumn:
+		// The column's (or table's) own rollback names it as it was.
+		return drop(fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(c.Table), q(c.NewName), q(c.Column)))
+	case change.RenameTable:
+		return drop(fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(schemaOf(c.Table)+"."+c.NewName), q(tableOnly(c.Table))))
 	}
 	if c.Kind != change.Safe && c.Kind != change.Unknown {
 		// A change on a table this migration creates: the table's own
