@@ -51,8 +51,8 @@ type HistoryOptions struct {
 	NoArchive bool
 	// Plan, when set, says which versions to plan and check; the others
 	// are only applied (a sample of a long history).
-	Plan func(version string) bool
-	Check     CheckOptions
+	Plan  func(version string) bool
+	Check CheckOptions
 }
 
 // ReplayHistory walks an application's migration history: before each
