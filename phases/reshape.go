@@ -126,11 +126,18 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 			// (written after contract) are refilled from the new column:
 			// the others keep their archived value exactly, even where
 			// the conversion loses something (timestamp to date).
-			var changed []string
-			for _, n := range r.news {
-				changed = append(changed, fmt.Sprintf("%s IS DISTINCT FROM (%s)", q(n.Name), n.Up))
+			// (A merge archives several columns, brought back one at a
+			// time: its up expressions cannot be read until all are, so
+			// its rollback refills every row.)
+			refillSQL := fmt.Sprintf("UPDATE %s SET %s = %s", qq(tn), q(o.Name), r.down[o.Name])
+			if len(r.olds) == 1 {
+				var changed []string
+				for _, n := range r.news {
+					changed = append(changed, fmt.Sprintf("%s IS DISTINCT FROM (%s)", q(n.Name), n.Up))
+				}
+				refillSQL += " WHERE " + strings.Join(changed, " OR ")
 			}
-			refill := []string{refillMode(o.Name), fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s", qq(tn), q(o.Name), r.down[o.Name], strings.Join(changed, " OR "))}
+			refill := []string{refillMode(o.Name), refillSQL}
 			if err := archiveColumn(f, c, t, o, refill...); err != nil {
 				return nil, err
 			}
