@@ -56,9 +56,14 @@ func archiveColumn(f *fragment, c change.Change, t *schema.Table, col *schema.Co
 	f.add(Contract, ddl(tn, LockAccessExclusive, "archive instead of drop: rollback stays possible until phasekit purge",
 		fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(col.Name), q(name)),
 		append([]string{fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qq(tn), q(name), q(col.Name))}, refill...)...))
+	// The stamp replaces the column's comment; rollback gives it back.
+	before := "NULL"
+	if col.Comment != "" {
+		before = change.QuoteLiteral(col.Comment)
+	}
 	f.add(Contract, ddl(tn, LockNone, "record when it was archived, for phasekit purge",
 		stamp("COLUMN", qq(tn)+"."+q(name), tn+"."+col.Name),
-		fmt.Sprintf("COMMENT ON COLUMN %s.%s IS NULL", qq(tn), q(name))))
+		fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", qq(tn), q(name), before)))
 	return nil
 }
 
@@ -74,7 +79,11 @@ func archiveTable(f *fragment, t *schema.Table) {
 	f.add(Contract, ddl(tn, LockAccessExclusive, "out of the application's schema",
 		"CREATE SCHEMA IF NOT EXISTS "+q(SyncSchema)+"; "+fmt.Sprintf("ALTER TABLE %s SET SCHEMA %s", qq(schema.QualifiedName(t.Schema, name)), q(SyncSchema)),
 		fmt.Sprintf("ALTER TABLE %s SET SCHEMA %s", qq(moved), q(t.Schema))))
+	before := "NULL"
+	if t.Comment != "" {
+		before = change.QuoteLiteral(t.Comment)
+	}
 	f.add(Contract, ddl(tn, LockNone, "record when it was archived, for phasekit purge",
 		stamp("TABLE", qq(moved), tn),
-		fmt.Sprintf("COMMENT ON TABLE %s IS NULL", qq(moved))))
+		fmt.Sprintf("COMMENT ON TABLE %s IS %s", qq(moved), before)))
 }

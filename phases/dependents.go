@@ -146,7 +146,7 @@ func releaseDependents(f *fragment, t *schema.Table, d dependents, o *schema.Col
 		for _, ix := range d.indexes {
 			f.add(Contract, ddl(tn, LockShareUpdateExclusive, fmt.Sprintf("the old column's index %s steps aside for its copy (it goes with the archive)", ix.Name),
 				fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, ix.Name)), q(archivedName(ix.Name))),
-				fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, archivedName(ix.Name))), q(ix.Name))))
+				fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, archivedName(ix.Name))), q(ix.Name))))
 		}
 	}
 	if o.Sequence != "" && o.Identity == "" {
@@ -176,7 +176,9 @@ func restoreDependents(f *fragment, t *schema.Table, d dependents, col string) e
 	for _, ix := range d.indexes {
 		f.add(Contract, ddl(tn, LockShareUpdateExclusive, fmt.Sprintf("the copy of %s takes its name", ix.Name),
 			fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, tmpName(ix.Name))), q(ix.Name)),
-			fmt.Sprintf("ALTER INDEX %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, ix.Name)), q(tmpName(ix.Name)))))
+			// IF EXISTS: a later change of the migration may have dropped
+			// it with its column (DROP COLUMN ... CASCADE).
+			fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", qq(schema.QualifiedName(t.Schema, ix.Name)), q(tmpName(ix.Name)))))
 	}
 	for _, k := range d.keys {
 		kind := "UNIQUE"

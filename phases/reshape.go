@@ -219,6 +219,10 @@ func finishReshape(f *fragment, r reshape, tn string, views []*schema.View) (*fr
 			f.add(Contract, ddl(tn, LockAccessExclusive, "keep the column's default",
 				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", qq(tn), q(o.Name), def)))
 		}
+		if o.Comment != "" {
+			f.add(Contract, ddl(tn, LockNone, "keep the column's comment",
+				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", qq(tn), q(o.Name), change.QuoteLiteral(o.Comment))))
+		}
 	}
 	for _, v := range views {
 		f.add(Contract, ddl(v.QName(), LockAccessExclusive, "the view again, now over the new column", createView(v),

@@ -1,0 +1,52 @@
+-- found by the differential fuzzer, seed 200802
+-- check failed: error ""
+--   rollback after contract: roll back from contract: roll back step 000006_contract_t7: run DDL group of 13 statement(s): statement 4 of 13 (ALTER INDEX public.ix12 RENAME TO phasekit_new_ix12): ERROR: relation "public.ix12" does not exist (SQLSTATE 42P01)
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 timestamp, c3 varchar(40), c4 numeric(10,2), c5 mood NOT NULL DEFAULT 'ok', c6 varchar(20) NOT NULL DEFAULT 'v183');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (1, '2024-01-10 10:00', 'v609', 929.96, 'ok', 'v515');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (2, NULL, 'v72', 928.53, 'happy', 'v21');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (3, '2024-01-23 10:00', 'v38', 81.49, 'ok', 'v207');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (4, '2024-01-12 10:00', 'v611', 241.56, 'sad', 'v681');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (5, '2024-01-10 10:00', 'v248', 477.58, 'happy', 'v35');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (6, '2024-01-10 10:00', NULL, 528.03, 'happy', 'v686');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (7, '2024-01-15 10:00', 'v581', 152.95, 'happy', 'v628');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (8, '2024-01-01 10:00', 'v118', 783.18, 'sad', 'v249');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (9, '2024-01-07 10:00', 'v757', 10.09, 'happy', 'v126');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (10, '2024-01-05 10:00', NULL, 755.80, 'ok', 'v250');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (11, '2024-01-16 10:00', 'v554', NULL, 'happy', 'v321');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (12, '2024-01-01 10:00', 'v116', 102.68, 'ok', 'v375');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (13, NULL, 'v877', 371.94, 'sad', 'v29');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (14, '2024-01-04 10:00', 'v537', NULL, 'happy', 'v560');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (15, NULL, 'v127', 456.66, 'happy', 'v726');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (16, '2024-01-25 10:00', 'v197', 997.81, 'sad', 'v758');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (17, NULL, 'v702', 223.09, 'happy', 'v889');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (18, '2024-01-26 10:00', 'v999', 524.65, 'happy', 'v855');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (19, '2024-01-04 10:00', NULL, NULL, 'ok', 'v314');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6) VALUES (20, '2024-01-05 10:00', 'v112', 946.61, 'happy', 'v850');
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t7 (id integer PRIMARY KEY, c8 smallint, c9 smallint, c10 boolean);
+CREATE INDEX ix11 ON t7 ((c8));
+CREATE INDEX ix12 ON t7 ((c8));
+INSERT INTO t7 (id, c8, c9, c10) VALUES (1, 791, 420, NULL);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (2, 496, 826, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (3, 386, 132, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (4, 583, 294, NULL);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (5, 753, 387, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (6, NULL, 89, false);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (7, 272, 797, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (8, 177, 249, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (9, 146, 761, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (10, NULL, 927, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (11, 578, 439, false);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (12, 246, NULL, false);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (13, 834, 194, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (14, 775, 107, NULL);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (15, NULL, 357, NULL);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (16, 808, 848, false);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (17, NULL, NULL, NULL);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (18, NULL, 366, false);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (19, 197, NULL, true);
+INSERT INTO t7 (id, c8, c9, c10) VALUES (20, 486, 853, true);
+-- migration
+ALTER TABLE t7 ALTER COLUMN c8 TYPE bigint;
+ALTER TABLE t7 DROP COLUMN c8 CASCADE;
