@@ -125,6 +125,7 @@ func TestDifferential(t *testing.T) {
 		counts   [4]atomic.Int64
 		mu       sync.Mutex
 		failures []string
+		refusals = map[string]int{}
 		next     atomic.Uint64
 	)
 	next.Store(*fuzzSeed)
@@ -149,6 +150,11 @@ func TestDifferential(t *testing.T) {
 				sql := g.migration()
 				o, why := runCase(ctx, t, g.sql, sql)
 				counts[o].Add(1)
+				if o == caseRefused {
+					mu.Lock()
+					refusals[refusalKind(why)]++
+					mu.Unlock()
+				}
 				if o != caseFailed {
 					continue
 				}
@@ -167,6 +173,12 @@ func TestDifferential(t *testing.T) {
 	total := counts[0].Load() + counts[1].Load() + counts[2].Load() + counts[3].Load()
 	t.Logf("%d cases: %d planned and proved, %d refused, %d invalid as written, %d counterexamples",
 		total, counts[casePlanned].Load(), counts[caseRefused].Load(), counts[caseInvalid].Load(), counts[caseFailed].Load())
+	var kinds []string
+	for k, n := range refusals {
+		kinds = append(kinds, fmt.Sprintf("%5d  %s", n, k))
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(kinds)))
+	t.Logf("refusals by reason:\n%s", strings.Join(kinds, "\n"))
 	sort.Strings(failures)
 	for _, f := range failures {
 		t.Errorf("counterexample, %s", f)
@@ -174,6 +186,25 @@ func TestDifferential(t *testing.T) {
 	if counts[casePlanned].Load() == 0 {
 		t.Errorf("no case was planned: the generator or the planner is broken")
 	}
+}
+
+// refusalKind is a refusal message without its position and names, for
+// counting: "this change type statement touches column ..., which the ...".
+func refusalKind(why string) string {
+	if i := strings.Index(why, ": "); i >= 0 {
+		why = why[i+2:]
+	}
+	var b strings.Builder
+	for _, w := range strings.Fields(why) {
+		if strings.ContainsAny(w, "0123456789") {
+			w = "_"
+		}
+		b.WriteString(w + " ")
+		if b.Len() > 90 {
+			break
+		}
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // saveCounterexample writes a case in the layout TestCounterexamples reads.
