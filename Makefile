@@ -35,7 +35,11 @@ build:
 test: setup image
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	PHASEKIT_IMAGE=$${PHASEKIT_IMAGE:-$(IMAGE)} $(GO) test -p 2 -timeout 20m ./...
+	PHASEKIT_IMAGE=$${PHASEKIT_IMAGE:-$(IMAGE)} $(GO) test -p 2 -timeout 20m $$($(GO) list ./... | grep -v '/plancheck$$')
+	@# The plan check's tests (the fuzzer's 300 cases, the Kratos sample) keep
+	@# both cores busy: alone, so the writers tests' latency bounds above
+	@# measure phasekit, not a starved machine.
+	$(GO) test -timeout 30m ./plancheck
 
 lint:
 	$(GO) vet ./...

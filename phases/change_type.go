@@ -97,10 +97,25 @@ func planCatalogueOnlyType(s *schema.Snapshot, obs *Observed, c change.Change) (
 		return nil, false
 	}
 	tn := t.QName()
+	// Views reading the column are dropped and created again around it, in
+	// the same transaction (PostgreSQL refuses to retype a column a view
+	// reads); N reads them again the moment the transaction commits.
+	views := s.ViewsUsing(tn, c.Column)
+	for _, v := range views {
+		if v.Materialized {
+			return nil, false
+		}
+	}
 	f := newFragment()
+	for i := len(views) - 1; i >= 0; i-- {
+		f.add(Expand, ddl(views[i].QName(), LockAccessExclusive, "recreated below, around the type change", fmt.Sprintf("DROP VIEW %s", qq(views[i].QName())), createView(views[i])))
+	}
 	f.add(Expand, ddl(tn, LockAccessExclusive,
 		fmt.Sprintf("catalogue only: PostgreSQL keeps the table and its indexes (no rewrite on the scratch copy); %s to %s", before.Type, after.Type),
 		c.SQL, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", qq(tn), q(c.Column), before.Type)))
+	for _, v := range views {
+		f.add(Expand, ddl(v.QName(), LockAccessExclusive, "the view again", createView(v), fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(v.QName()))))
+	}
 	f.deploy = fmt.Sprintf("N+1 may write %s into %s.%s after expand", after.Type, tn, c.Column)
 	return f, true
 }

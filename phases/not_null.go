@@ -25,7 +25,8 @@ func planSetNotNull(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		return nil, err
 	}
 	if col.NotNull {
-		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is already NOT NULL", t.QName(), col.Name)}
+		// PostgreSQL does nothing: neither does the plan.
+		return noOp(fmt.Sprintf("%s.%s is NOT NULL already: nothing to plan", t.QName(), col.Name)), nil
 	}
 	f := newFragment()
 	tn := t.QName()
@@ -59,6 +60,9 @@ func planColumnMetadata(s *schema.Snapshot, c change.Change) (*fragment, error) 
 		return nil, err
 	}
 	tn := t.QName()
+	if c.Kind == change.DropNotNull && !col.NotNull {
+		return noOp(fmt.Sprintf("%s.%s is nullable already: nothing to plan", tn, col.Name)), nil
+	}
 	var rollback string
 	switch c.Kind {
 	case change.DropNotNull:
@@ -79,4 +83,11 @@ func planColumnMetadata(s *schema.Snapshot, c change.Change) (*fragment, error) 
 	}
 	f.add(Expand, ddl(tn, LockAccessExclusive, "catalogue only: no scan, no rewrite", c.SQL, rollback))
 	return f, nil
+}
+
+// noOp is the plan of a change that does nothing on this schema.
+func noOp(why string) *fragment {
+	f := newFragment()
+	f.findings = append(f.findings, Finding{Rule: RuleNoOp, Severity: Info, Message: why})
+	return f
 }

@@ -26,6 +26,7 @@ var (
 	fuzzFor     = flag.Duration("fuzz.for", 0, "differential fuzzer: run until this much time has passed (overrides -fuzz.cases)")
 	fuzzWorkers = flag.Int("fuzz.workers", 2, "differential fuzzer: cases at once")
 	fuzzSave    = flag.String("fuzz.save", "", "differential fuzzer: write minimized counterexamples into this directory")
+	fuzzShow    = flag.Bool("fuzz.show-refusals", false, "differential fuzzer: log every refusal with its seed and migration")
 )
 
 // outcome of one case.
@@ -154,6 +155,9 @@ func TestDifferential(t *testing.T) {
 					mu.Lock()
 					refusals[refusalKind(why)]++
 					mu.Unlock()
+					if *fuzzShow {
+						t.Logf("refused, seed %d: %s\n%s", seed, why, strings.Join(sql, "\n"))
+					}
 				}
 				if o != caseFailed {
 					continue

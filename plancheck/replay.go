@@ -171,7 +171,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			if _, err := tx.Exec(ctx, "SAVEPOINT phasekit_change"); err != nil {
 				return obs, err
 			}
-			if _, err := tx.Exec(ctx, c.Replay); err != nil {
+			if err := execAroundViews(ctx, tx, c.Replay, []change.Change{c}, cur); err != nil {
 				// Alone it fails (it needs its sibling subcommands): the
 				// rest is planned against the schema so far.
 				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_change"); err != nil {

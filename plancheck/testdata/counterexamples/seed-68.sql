@@ -1,0 +1,52 @@
+-- found by the differential fuzzer, seed 68
+-- check failed: error ""
+--   rollback after contract: roll back from contract: roll back step 000005_contract_v12_t8: run DDL group of 11 statement(s): statement 1 of 11 (ALTER TABLE public.t8 ALTER COLUMN c10 SET NOT NULL): ERROR: column "c10" of relation "t8" contains null values (SQLSTATE 23502)
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 date, c3 varchar(40), c4 timestamp NOT NULL DEFAULT '2024-01-07 10:00', c5 mood, c6 mood NOT NULL DEFAULT 'sad', c7 text);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (1, '2024-02-04', 'v269', '2024-01-26 10:00', 'sad', 'ok', 'v39');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (2, NULL, 'v949', '2024-01-14 10:00', NULL, 'ok', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (3, '2024-02-09', 'v240', '2024-01-17 10:00', 'happy', 'ok', 'v850');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (4, '2024-02-22', NULL, '2024-01-12 10:00', 'sad', 'ok', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (5, NULL, 'v400', '2024-01-01 10:00', NULL, 'ok', 'v553');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (6, '2024-02-06', 'v641', '2024-01-10 10:00', 'ok', 'ok', 'v889');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (7, '2024-02-06', 'v706', '2024-01-24 10:00', 'sad', 'ok', 'v198');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (8, '2024-02-09', NULL, '2024-01-02 10:00', 'ok', 'sad', 'v820');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (9, '2024-02-19', 'v613', '2024-01-19 10:00', NULL, 'ok', 'v151');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (10, NULL, NULL, '2024-01-05 10:00', 'happy', 'sad', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (11, '2024-02-27', 'v948', '2024-01-04 10:00', 'sad', 'sad', 'v171');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (12, '2024-02-11', 'v416', '2024-01-14 10:00', 'sad', 'sad', 'v963');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (13, '2024-02-19', 'v397', '2024-01-02 10:00', 'ok', 'ok', 'v709');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (14, '2024-02-11', 'v343', '2024-01-26 10:00', 'sad', 'sad', 'v587');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (15, NULL, 'v614', '2024-01-18 10:00', 'ok', 'happy', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (16, '2024-02-10', 'v241', '2024-01-22 10:00', 'ok', 'sad', 'v18');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (17, '2024-02-11', NULL, '2024-01-18 10:00', 'sad', 'sad', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (18, '2024-02-13', NULL, '2024-01-28 10:00', NULL, 'happy', 'v225');
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (19, '2024-02-10', 'v180', '2024-01-23 10:00', 'sad', 'ok', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (20, '2024-02-27', NULL, '2024-01-10 10:00', NULL, 'happy', 'v848');
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t8 (id serial PRIMARY KEY, c9 text, c10 varchar(20), c11 integer NOT NULL DEFAULT 384 CHECK (c11 >= 0));
+INSERT INTO t8 (id, c9, c10, c11) VALUES (1, 'v662', 'v178', 276);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (2, 'v367', 'v501', 318);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (3, 'v391', 'v840', 144);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (4, 'v551', NULL, 520);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (5, 'v494', 'v236', 525);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (6, 'v679', 'v904', 196);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (7, NULL, 'v105', 355);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (8, NULL, 'v693', 793);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (9, 'v165', NULL, 720);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (10, 'v476', 'v726', 675);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (11, 'v234', 'v141', 329);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (12, 'v499', NULL, 504);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (13, 'v73', 'v5', 820);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (14, 'v82', 'v691', 794);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (15, 'v960', NULL, 596);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (16, 'v123', 'v215', 242);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (17, 'v941', 'v916', 983);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (18, 'v132', 'v202', 256);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (19, 'v926', 'v241', 979);
+INSERT INTO t8 (id, c9, c10, c11) VALUES (20, 'v954', 'v786', 779);
+SELECT setval('t8_id_seq', 20);
+CREATE VIEW v12 AS SELECT id, c10 FROM t8;
+-- migration
+ALTER TABLE t8 ADD COLUMN a13 integer CHECK (a13 IS NULL OR a13 > 0);
+ALTER TABLE t8 ALTER COLUMN c10 TYPE varchar(40), ALTER COLUMN c10 DROP NOT NULL;
