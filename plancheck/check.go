@@ -2,6 +2,7 @@ package plancheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -173,6 +174,13 @@ func (d *Dev) Plan(ctx context.Context, ms []*change.Migration, opts phases.Opti
 	}
 	opts.Observed = replay.Observed
 	p, err := phases.BuildWith(opts, snap, ms...)
+	var pe *phases.PlanError
+	var se *StatementError
+	if err != nil && errors.As(err, &pe) && errors.As(replayErr, &se) && !posBefore(pe.Pos, se.Pos) {
+		// The planner stopped at or after the statement PostgreSQL refused:
+		// it saw no schema for it, so PostgreSQL's word is the one to give.
+		return nil, replay, replayErr
+	}
 	if err != nil {
 		return nil, replay, err
 	}
@@ -189,4 +197,9 @@ func (d *Dev) Plan(ctx context.Context, ms []*change.Migration, opts phases.Opti
 	}
 	p.Check = res
 	return p, replay, nil
+}
+
+// posBefore tells a position in an earlier statement of the same file.
+func posBefore(a, b change.Pos) bool {
+	return a.File == b.File && a.Offset < b.Offset
 }

@@ -325,9 +325,10 @@ func (g *genSchema) statement() string {
 		}
 		return fmt.Sprintf("UPDATE %s SET %s = %s WHERE id %% 3 = 0;", t.name, c.name, g.value(c.typ))
 	case 17:
-		if c == nil {
+		if c == nil || c.ref != "" {
 			return ""
 		}
+		t.cols = slices.DeleteFunc(t.cols, func(x *genColumn) bool { return x == c })
 		return fmt.Sprintf("DELETE FROM %s WHERE id %% 7 = 0 AND %s IS NULL; ALTER TABLE %s DROP COLUMN %s CASCADE;", t.name, c.name, t.name, c.name)
 	case 18:
 		old := t.name
