@@ -129,7 +129,9 @@ func planRecreateIndex(old *schema.Snapshot, drop, create change.Change) (*fragm
 	if oldIx.Constraint != "" {
 		return nil, &PlanError{Pos: drop.Pos, Msg: fmt.Sprintf("index %s backs constraint %s: drop the constraint instead", drop.Constraint, oldIx.Constraint)}
 	}
-	tmp := shadowName(create.Constraint)
+	// Not shadowName's prefix: a retype earlier in the migration may build a
+	// copy of the old index under that name.
+	tmp := truncName("phasekit_re_" + create.Constraint)
 	def, err := change.RenameIndex(create.Definition, tmp)
 	if err != nil {
 		return nil, &PlanError{Pos: create.Pos, Msg: err.Error()}
@@ -152,4 +154,12 @@ func planRecreateIndex(old *schema.Snapshot, drop, create change.Change) (*fragm
 		// with its column (DROP COLUMN ... CASCADE).
 		fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", qq(schema.QualifiedName(sch, create.Constraint)), q(tmp))))
 	return f, nil
+}
+
+// truncName cuts a name to PostgreSQL's 63 bytes.
+func truncName(n string) string {
+	if len(n) > 63 {
+		return n[:63]
+	}
+	return n
 }
