@@ -3,6 +3,7 @@ package change
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"sort"
 	"strings"
 
@@ -57,7 +58,7 @@ func classifyDo(d *pg.DoStmt) Change {
 					if c.Reason != "" && c.Kind == Unknown {
 						what = c.Reason
 					}
-					unsafe = append(unsafe, fmt.Sprintf("%s (%s)", shorten(q, 60), what))
+					unsafe = append(unsafe, fmt.Sprintf("%s (%s)", human.Shorten(q, 60), what))
 				}
 			}
 			rels = append(rels, relations(st.Stmt)...)
@@ -163,14 +164,4 @@ func dollarQuote(s string) string {
 		tag = fmt.Sprintf("$phasekit%d$", i)
 	}
 	return tag + s + tag
-}
-
-// shorten cuts s to at most n runes on one line.
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-3]) + "..."
 }

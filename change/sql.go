@@ -1,8 +1,11 @@
 package change
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -10,6 +13,30 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
 )
+
+// ReadFile reads one input by its extension: a .sql migration or a .yaml
+// (.yml) change spec. Every problem with the input itself (an unknown
+// extension, a file that cannot be read, bad SQL or YAML) comes back as an
+// *InputError naming the file, so the CLI exits with 2.
+func ReadFile(path string) (*Migration, error) {
+	var (
+		m   *Migration
+		err error
+	)
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".sql":
+		m, err = ReadSQLFile(path)
+	case ".yaml", ".yml":
+		m, err = ReadSpecFile(path)
+	default:
+		return nil, &InputError{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: "not a .sql migration or a .yaml change spec"}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, &InputError{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: "cannot read the file: " + pe.Err.Error()}
+	}
+	return m, err
+}
 
 // ReadSQLFile reads a migration file and parses it.
 func ReadSQLFile(path string) (*Migration, error) {

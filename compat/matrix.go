@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"slices"
@@ -28,78 +30,26 @@ const (
 	New = phases.New // "N+1": the version the change is for
 )
 
-// Status is the outcome of one cell.
-type Status string
+// The verify run's outcome, as data (package outcome, which the report
+// reads without the sandbox machinery).
+type (
+	Status      = outcome.Status
+	Cell        = outcome.Cell
+	Boundary    = outcome.Boundary
+	Matrix      = outcome.Matrix
+	Result      = outcome.Result
+	ShadowCheck = outcome.ShadowCheck
+	ZetaCell    = outcome.ZetaCell
+)
 
 // Statuses. Only StatusFail fails a run.
 const (
-	// StatusPass: a required cell passed.
-	StatusPass Status = "pass"
-	// StatusFail: a required cell failed.
-	StatusFail Status = "fail"
-	// StatusExpectedBreak: a cell the plan does not require failed, as
-	// expected (the old version after contract).
-	StatusExpectedBreak Status = "expected-break"
-	// StatusExtraPass: a cell the plan does not require passed anyway.
-	StatusExtraPass Status = "pass-not-required"
-	// StatusBreaks: in the naive migration's matrix, a version that would be
-	// running failed: what the naive migration would break.
-	StatusBreaks Status = "breaks"
+	StatusPass          = outcome.StatusPass
+	StatusFail          = outcome.StatusFail
+	StatusExpectedBreak = outcome.StatusExpectedBreak
+	StatusExtraPass     = outcome.StatusExtraPass
+	StatusBreaks        = outcome.StatusBreaks
 )
-
-// Cell is one app of one version run at one boundary.
-type Cell struct {
-	Version  string        `json:"version"`
-	App      string        `json:"app"`
-	Required bool          `json:"required"`
-	Status   Status        `json:"status"`
-	Error    string        `json:"error,omitempty"`
-	Output   string        `json:"output,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-}
-
-// Boundary is the database at one point of the rollout and the cells run
-// against it.
-type Boundary struct {
-	// Name reads "before expand", "after backfill", "after naive migration".
-	Name string `json:"name"`
-	// Phase is the phase just applied ("" before the first).
-	Phase phases.Kind `json:"phase,omitempty"`
-	// Required are the versions the plan says must work here.
-	Required []string      `json:"required"`
-	Cells    []Cell        `json:"cells"`
-	Shadow   []ShadowCheck `json:"shadow,omitempty"`
-	Zeta     []ZetaCell    `json:"zeta,omitempty"`
-	// ApplyError is set when the phase could not be applied; the matrix
-	// stops there.
-	ApplyError string `json:"apply_error,omitempty"`
-	// ApplyTime is how long applying the phase took.
-	ApplyTime time.Duration `json:"apply_ns,omitempty"`
-}
-
-// Matrix is one migration (the phased plan or the naive one) run boundary
-// by boundary.
-type Matrix struct {
-	Name       string     `json:"name"`
-	SQL        string     `json:"sql,omitempty"` // the naive migration
-	Boundaries []Boundary `json:"boundaries"`
-	// Error is why the matrix could not run to the end ("" when it did).
-	Error string `json:"error,omitempty"`
-}
-
-// Result is a whole verify run.
-type Result struct {
-	Plan     string             `json:"plan"` // the plan's hash
-	Sources  []string           `json:"sources"`
-	Sandbox  string             `json:"sandbox"`
-	Copy     *verify.CopyReport `json:"copy,omitempty"`
-	Phased   Matrix             `json:"phased"`
-	Naive    *Matrix            `json:"naive,omitempty"`
-	Passed   bool               `json:"passed"`
-	Duration time.Duration      `json:"duration_ns"`
-	// Failures lists every reason the run failed, one line each.
-	Failures []string `json:"failures,omitempty"`
-}
 
 // Options configures Run.
 type Options struct {
@@ -229,8 +179,8 @@ func (r *runner) phased(ctx context.Context) Matrix {
 		_, err := migrations.Apply(ctx, dsn, r.opts.PlanDir, opts)
 		if err != nil {
 			m.Boundaries = append(m.Boundaries, Boundary{Name: name, Phase: ph.Kind, Required: ph.AppsAfter,
-				ApplyError: verify.Redact(err.Error()), ApplyTime: time.Since(t0)})
-			m.Error = fmt.Sprintf("phase %s could not be applied: %s", ph.Kind, verify.Redact(err.Error()))
+				ApplyError: dbconn.Redact(err.Error()), ApplyTime: time.Since(t0)})
+			m.Error = fmt.Sprintf("phase %s could not be applied: %s", ph.Kind, dbconn.Redact(err.Error()))
 			return m
 		}
 		if ph.Kind == phases.Backfill {
@@ -308,7 +258,7 @@ func (r *runner) boundary(ctx context.Context, db, name string, kind phases.Kind
 			c.Status = cellStatus(j.req, res.Passed, naive)
 		})
 		if err != nil {
-			c.Error, c.Status = "copy for this cell: "+verify.Redact(err.Error()), cellStatus(j.req, false, naive)
+			c.Error, c.Status = "copy for this cell: "+dbconn.Redact(err.Error()), cellStatus(j.req, false, naive)
 		}
 		if c.Status == StatusFail {
 			c.Error += r.windowNote()
@@ -335,7 +285,7 @@ func (r *runner) boundary(ctx context.Context, db, name string, kind phases.Kind
 		if err := r.onCopy(ctx, db, func(dsn string) {
 			b.Zeta = z.runAt(ctx, dsn, kind, required, r.step, name)
 		}); err != nil {
-			b.Zeta = append(b.Zeta, ZetaCell{Name: "zeta", Required: true, Status: StatusFail, Error: "copy for the zeta check: " + verify.Redact(err.Error())})
+			b.Zeta = append(b.Zeta, ZetaCell{Name: "zeta", Required: true, Status: StatusFail, Error: "copy for the zeta check: " + dbconn.Redact(err.Error())})
 		}
 	}
 	return b

@@ -1,38 +1,22 @@
 package compat
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/phases"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-// WriteJSON writes the result as indented JSON (the --verify input of
-// phasekit report).
-func WriteJSON(w io.Writer, r *Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-// ReadJSON reads a result written by WriteJSON.
-func ReadJSON(rd io.Reader) (*Result, error) {
-	var r Result
-	if err := json.NewDecoder(rd).Decode(&r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // versions are the matrix's columns, in order.
 var versions = []string{Old, New}
 
 // WriteText writes the matrix as aligned text, for a terminal or a CI log.
 func WriteText(w io.Writer, r *Result) error {
-	fmt.Fprintf(w, "plan %s (%s)\nsandbox: %s\n", short(r.Plan), strings.Join(r.Sources, ", "), r.Sandbox)
+	fmt.Fprintf(w, "plan %s (%s)\nsandbox: %s\n", phases.ShortHash(r.Plan), strings.Join(r.Sources, ", "), r.Sandbox)
 	if r.Copy != nil {
 		fmt.Fprintf(w, "copy: %s\n", r.Copy)
 	}
@@ -97,13 +81,6 @@ func oneLine(s string) string {
 	return s
 }
 
-func short(hash string) string {
-	if len(hash) > 12 {
-		return hash[:12]
-	}
-	return hash
-}
-
 // markdownStatus renders a status for a GitHub comment.
 func markdownStatus(s Status) string {
 	switch s {
@@ -129,7 +106,7 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 		verdict = fmt.Sprintf("❌ **FAIL**: %d required check(s) failed", len(r.Failures))
 	}
 	fmt.Fprintf(w, "### phasekit verify: %s\n\n%s\n\n", strings.Join(r.Sources, ", "), verdict)
-	fmt.Fprintf(w, "Plan `%s` on %s.", short(r.Plan), mdEscape(r.Sandbox))
+	fmt.Fprintf(w, "Plan `%s` on %s.", phases.ShortHash(r.Plan), mdEscape(r.Sandbox))
 	if r.Copy != nil {
 		fmt.Fprintf(w, " Copy: %s.", mdEscape(r.Copy.String()))
 	}
@@ -341,3 +318,6 @@ func setJUnitStatus(jc *junitCase, s Status, errText string) {
 		jc.Skipped = &junitMessage{Message: "the naive migration breaks this version: " + oneLine(errText)}
 	}
 }
+
+// WriteJSON writes the result as indented JSON (outcome.ReadJSON reads it).
+func WriteJSON(w io.Writer, r *Result) error { return outcome.WriteJSON(w, r) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"math/big"
 	"os"
 	"slices"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // ShadowPair is a read done two ways: through the old shape and through the
@@ -36,19 +36,6 @@ type ShadowPair struct {
 	// dual-write and backfill.
 	Phases []phases.Kind `yaml:"phases,omitempty" json:"phases,omitempty"`
 	Pos    change.Pos    `yaml:"-" json:"pos"`
-}
-
-// ShadowCheck is one pair run at one boundary.
-type ShadowCheck struct {
-	Name    string `json:"name"`
-	Passed  bool   `json:"passed"`
-	Rows    int    `json:"rows"`    // keys compared
-	Pending int    `json:"pending"` // keys not yet backfilled (after dual-write)
-	Differ  int    `json:"differ"`  // keys whose rows differ or exist on one side only
-	// Summary is one line; Diffs are the first differing rows.
-	Summary string   `json:"summary"`
-	Diffs   []string `json:"diffs,omitempty"`
-	Error   string   `json:"error,omitempty"`
 }
 
 // maxDiffs is how many differing rows a check shows.
@@ -175,11 +162,11 @@ func yamlErrMsg(err error) string {
 func (p ShadowPair) Check(ctx context.Context, dsn string, pendingOK bool) ShadowCheck {
 	sc := ShadowCheck{Name: p.Name}
 	fail := func(err error) ShadowCheck {
-		sc.Error = verify.Redact(err.Error())
+		sc.Error = dbconn.Redact(err.Error())
 		sc.Summary = "could not run: " + sc.Error
 		return sc
 	}
-	conn, err := verify.Connect(ctx, dsn)
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return fail(err)
 	}
@@ -340,7 +327,7 @@ func compareValues(a, b string) int {
 // execScript runs a multi-statement script with the simple protocol in one
 // implicit transaction, as psql -1 would; the error carries SQLSTATE.
 func execScript(ctx context.Context, dsn, sql string) error {
-	conn, err := verify.Connect(ctx, dsn)
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}

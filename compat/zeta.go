@@ -27,17 +27,6 @@ type ZetaOptions struct {
 	Phases []phases.Kind
 }
 
-// ZetaCell is one frontend/backend pairing at one boundary.
-type ZetaCell struct {
-	Name        string        `json:"name"`
-	Required    bool          `json:"required"`
-	Status      Status        `json:"status"`
-	Error       string        `json:"error,omitempty"`
-	FrontendLog string        `json:"frontend_log,omitempty"`
-	BackendLog  string        `json:"backend_log,omitempty"`
-	Duration    time.Duration `json:"duration_ns"`
-}
-
 // ZetaStart names the boundary before the first phase in ZetaOptions.Phases.
 const ZetaStart phases.Kind = "start"
 

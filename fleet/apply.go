@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // ApplyOptions says which phase a rollout runs and how.
@@ -185,7 +185,7 @@ func (e *AlarmError) Unwrap() error { return e.Err }
 // when it was cancelled.
 func Apply(ctx context.Context, f *Fleet, dir string, opts ApplyOptions) (*Report, error) {
 	start := time.Now()
-	plan, err := readPlan(dir)
+	plan, err := migrations.ReadCheckedPlan(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -239,20 +239,9 @@ func Apply(ctx context.Context, f *Fleet, dir string, opts ApplyOptions) (*Repor
 	err = r.run(ctx, rep)
 	rep.TookMS = time.Since(start).Milliseconds()
 	if err != nil {
-		rep.Error = verify.Redact(err.Error())
+		rep.Error = dbconn.Redact(err.Error())
 	}
 	return rep, err
-}
-
-func readPlan(dir string) (*phases.Plan, error) {
-	p, err := migrations.ReadPlan(dir)
-	if err != nil {
-		return nil, &migrations.RefusedError{Msg: err.Error()}
-	}
-	if got := p.ComputeHash(); got != p.Hash {
-		return nil, &migrations.RefusedError{Msg: fmt.Sprintf("%s/plan.json was edited after planning (its phases hash to %s, not %s): plan again", dir, short(got), short(p.Hash))}
-	}
-	return p, nil
 }
 
 func kinds(p *phases.Plan) []string {
@@ -261,13 +250,6 @@ func kinds(p *phases.Plan) []string {
 		out = append(out, string(ph.Kind))
 	}
 	return out
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }
 
 // rollout is one run of Apply.
@@ -297,7 +279,7 @@ func (r *rollout) say(format string, args ...any) {
 
 func (r *rollout) run(ctx context.Context, rep *Report) error {
 	kind := r.opts.Phase
-	r.say("fleet %s: plan %s, phase %s, %d wave(s), %d target(s)", r.f.File, short(r.plan.Hash), kind, len(r.f.Waves), r.f.TargetCount())
+	r.say("fleet %s: plan %s, phase %s, %d wave(s), %d target(s)", r.f.File, phases.ShortHash(r.plan.Hash), kind, len(r.f.Waves), r.f.TargetCount())
 	if r.opts.Alarm == nil {
 		r.say("no alarm check configured: bakes only wait")
 	} else {
@@ -455,7 +437,7 @@ func (r *rollout) applyTarget(ctx context.Context, t Target) TargetReport {
 			tr.State = Interrupted
 			return done()
 		}
-		tr.State, tr.err, tr.Error = Failed, err, verify.Redact(err.Error())
+		tr.State, tr.err, tr.Error = Failed, err, dbconn.Redact(err.Error())
 		r.say("  %s: %s failed: %s", t.Name, kind, tr.Error)
 		return done()
 	}
@@ -480,10 +462,10 @@ func (r *rollout) applyTarget(ctx context.Context, t Target) TargetReport {
 		tr.State = Applied
 		r.say("  %s: %s done in %s", t.Name, kind, time.Since(start).Round(time.Millisecond))
 	case ctx.Err() != nil:
-		tr.State, tr.Error = Interrupted, verify.Redact(err.Error())
+		tr.State, tr.Error = Interrupted, dbconn.Redact(err.Error())
 		r.say("  %s: %s interrupted: %s", t.Name, kind, tr.Error)
 	default:
-		tr.State, tr.err, tr.Error = Failed, err, verify.Redact(err.Error())
+		tr.State, tr.err, tr.Error = Failed, err, dbconn.Redact(err.Error())
 		r.say("  %s: %s failed: %s", t.Name, kind, tr.Error)
 	}
 	return done()
@@ -502,7 +484,7 @@ type targetLedger struct {
 // ledger reads the phase's state on the target; a target that never ran the
 // plan has it pending.
 func (r *rollout) ledger(ctx context.Context, t Target) (*targetLedger, error) {
-	conn, err := verify.Connect(ctx, t.DSN)
+	conn, err := dbconn.Connect(ctx, t.DSN)
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +558,7 @@ func (r *rollout) rollBackTarget(ctx context.Context, t Target, tr *TargetReport
 	}
 	st, err := r.ledger(ctx, t)
 	if err != nil {
-		tr.Rollback, tr.RollbackError = RollbackFailed, "read the ledger: "+verify.Redact(err.Error())
+		tr.Rollback, tr.RollbackError = RollbackFailed, "read the ledger: "+dbconn.Redact(err.Error())
 		r.say("  %s: rollback failed: %s", t.Name, tr.RollbackError)
 		return
 	}
@@ -602,7 +584,7 @@ func (r *rollout) rollBackTarget(ctx context.Context, t Target, tr *TargetReport
 	})
 	detail.Flush()
 	if err != nil {
-		tr.Rollback, tr.RollbackError = RollbackFailed, verify.Redact(err.Error())
+		tr.Rollback, tr.RollbackError = RollbackFailed, dbconn.Redact(err.Error())
 		var refused *migrations.RefusedError
 		if errors.As(err, &refused) {
 			tr.Rollback = RollbackRefused

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/phasekit/phasekit/internal/yamlnode"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // The keys each mapping of a fleet file may have.
@@ -189,9 +189,9 @@ func (ps *parser) dsn(n *yaml.Node, target string) (string, error) {
 		return "", ps.Errf(n, "dsn of target %s holds a plaintext password: a fleet file must never hold one; %s (and change that password: it has been written down)", target, want)
 	}
 	if strings.Contains(v, "$") {
-		return "", ps.Errf(n, "dsn of target %s is %q: it must be exactly one environment variable reference ${NAME}, not a template or $NAME; %s", target, verify.Redact(v), want)
+		return "", ps.Errf(n, "dsn of target %s is %q: it must be exactly one environment variable reference ${NAME}, not a template or $NAME; %s", target, dbconn.Redact(v), want)
 	}
-	return "", ps.Errf(n, "dsn of target %s is a literal DSN %q: a fleet file names DSNs only by environment variable reference, so that no connection secret lives in it; %s", target, verify.Redact(v), want)
+	return "", ps.Errf(n, "dsn of target %s is a literal DSN %q: a fleet file names DSNs only by environment variable reference, so that no connection secret lives in it; %s", target, dbconn.Redact(v), want)
 }
 
 // hasPassword reports whether a DSN, URL or key=value, carries a password.

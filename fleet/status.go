@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
+	"github.com/phasekit/phasekit/phases"
 	"io"
 	"strings"
 	"sync"
@@ -10,7 +12,6 @@ import (
 	"time"
 
 	"github.com/phasekit/phasekit/migrations"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // StatusOptions bounds how fleet status reads the targets.
@@ -50,7 +51,7 @@ type TargetStatus struct {
 // target is reported in its row, never as an error: the error is for a plan
 // that cannot be read.
 func Status(ctx context.Context, f *Fleet, dir string, opts StatusOptions) (*StatusReport, error) {
-	plan, err := readPlan(dir)
+	plan, err := migrations.ReadCheckedPlan(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func Status(ctx context.Context, f *Fleet, dir string, opts StatusOptions) (*Sta
 			defer cancel()
 			st, err := readTarget(tctx, t, plan.Hash)
 			if err != nil {
-				ts.Error = verify.Redact(err.Error())
+				ts.Error = dbconn.Redact(err.Error())
 				return
 			}
 			ts.Reachable = true
@@ -106,7 +107,7 @@ func readTarget(ctx context.Context, t Target, hash string) (*migrations.PlanSta
 	if t.DSN == "" {
 		return nil, fmt.Errorf("no DSN: environment variable %s is not set", t.Env)
 	}
-	conn, err := verify.Connect(ctx, t.DSN)
+	conn, err := dbconn.Connect(ctx, t.DSN)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +125,7 @@ func readTarget(ctx context.Context, t Target, hash string) (*migrations.PlanSta
 // WriteText writes the report as a table, one row per target, with each
 // failed phase's error under its row and a count per phase at the end.
 func (s *StatusReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "fleet %s, plan %s\n", s.Fleet, short(s.Plan))
+	fmt.Fprintf(w, "fleet %s, plan %s\n", s.Fleet, phases.ShortHash(s.Plan))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "WAVE\tTARGET\t%s\n", strings.ToUpper(strings.Join(s.Phases, "\t")))
 	var notes []string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"net"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // Paths the HTTP gate answers; any other is 404.
@@ -145,7 +145,7 @@ func (g *httpGate) contract(w http.ResponseWriter, r *http.Request) Verdict {
 	ctx, cancel := context.WithTimeout(r.Context(), g.o.Timeout)
 	defer cancel()
 	fail := func(err error) {
-		writeJSON(w, http.StatusServiceUnavailable, HTTPError{Gate: "contract", Error: verify.Redact(err.Error())})
+		writeJSON(w, http.StatusServiceUnavailable, HTTPError{Gate: "contract", Error: dbconn.Redact(err.Error())})
 	}
 	select {
 	case g.sem <- struct{}{}:
@@ -170,7 +170,7 @@ func (g *httpGate) contract(w http.ResponseWriter, r *http.Request) Verdict {
 }
 
 func (g *httpGate) evaluate(ctx context.Context) (*Result, error) {
-	conn, err := verify.Connect(ctx, g.o.DSN)
+	conn, err := dbconn.Connect(ctx, g.o.DSN)
 	if err != nil {
 		return nil, err
 	}

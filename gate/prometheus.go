@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/http"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // maxPoints bounds the datapoints of one range query: Prometheus refuses
@@ -30,7 +30,7 @@ type Prometheus struct {
 func NewPrometheus(url string) (*Prometheus, error) {
 	c, err := api.NewClient(api.Config{Address: url, Client: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus %s: %w", verify.Redact(url), err)
+		return nil, fmt.Errorf("prometheus %s: %w", dbconn.Redact(url), err)
 	}
 	return &Prometheus{URL: url, api: v1.NewAPI(c)}, nil
 }
@@ -49,7 +49,7 @@ func (p *Prometheus) Check(ctx context.Context, alarms []pipeline.Alarm, from, t
 			end := grid[min(i+maxPoints, len(grid))-1]
 			val, _, _, err := p.api.QueryRange(ctx, a.Query, v1.Range{Start: grid[i], End: end, Step: a.Period})
 			if err != nil {
-				return nil, fmt.Errorf("alarm %s: query %s on %s: %w", a.Name, a.Query, verify.Redact(p.URL), err)
+				return nil, fmt.Errorf("alarm %s: query %s on %s: %w", a.Name, a.Query, dbconn.Redact(p.URL), err)
 			}
 			m, ok := val.(model.Matrix)
 			if !ok {

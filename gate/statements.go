@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"slices"
 	"strings"
 	"time"
@@ -345,7 +346,7 @@ func checkStatements(ctx context.Context, conn *pgx.Conn, p *phases.Plan, lastDe
 	c.Evidence = append(c.Evidence, fmt.Sprintf("pg_stat_statements since its reset at %s: %d statement(s) of this database read, looking for %s",
 		reset.UTC().Format(time.RFC3339), len(all), strings.Join(what, ", ")))
 	for _, s := range c.Statements {
-		c.Evidence = append(c.Evidence, fmt.Sprintf("queryid %d (%d calls, user %s) uses %s: %s", s.QueryID, s.Calls, s.User, strings.Join(s.Uses, ", "), shorten(s.Query, 300)))
+		c.Evidence = append(c.Evidence, fmt.Sprintf("queryid %d (%d calls, user %s) uses %s: %s", s.QueryID, s.Calls, s.User, strings.Join(s.Uses, ", "), human.Shorten(s.Query, 300)))
 	}
 	if unparsed > 0 {
 		c.Evidence = append(c.Evidence, fmt.Sprintf("note: %d statement(s) could not be parsed and were skipped", unparsed))
@@ -369,12 +370,4 @@ func checkStatements(ctx context.Context, conn *pgx.Conn, p *phases.Plan, lastDe
 		c.Summary = fmt.Sprintf("no statement in pg_stat_statements uses %s", strings.Join(what, ", "))
 	}
 	return c, nil
-}
-
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

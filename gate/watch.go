@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"strings"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // WatchOptions say what Watch polls and for how long.
@@ -163,7 +163,7 @@ func WatchPhase(ctx context.Context, o PhaseWatchOptions) (*PhaseWatchResult, er
 	if err != nil {
 		return nil, &migrations.RefusedError{Msg: err.Error()}
 	}
-	conn, err := verify.Connect(ctx, o.DSN)
+	conn, err := dbconn.Connect(ctx, o.DSN)
 	if err != nil {
 		return nil, err
 	}

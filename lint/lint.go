@@ -10,10 +10,7 @@ package lint
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/phases"
@@ -42,7 +39,7 @@ func Run(files []string, snap *schema.Snapshot) (*Result, error) {
 	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
 	var ms []*change.Migration
 	for _, file := range files {
-		m, err := readFile(file)
+		m, err := change.ReadFile(file)
 		if err != nil {
 			return nil, err
 		}
@@ -72,34 +69,6 @@ func Run(files []string, snap *schema.Snapshot) (*Result, error) {
 	sortFindings(r.Silenced)
 	return r, nil
 }
-
-// readFile reads one input by its extension. Every problem with the input
-// itself comes back as a *change.InputError, so the CLI exits with 2.
-func readFile(file string) (*change.Migration, error) {
-	var (
-		m   *change.Migration
-		err error
-	)
-	switch strings.ToLower(filepath.Ext(file)) {
-	case ".sql":
-		m, err = change.ReadSQLFile(file)
-	case ".yaml", ".yml":
-		m, err = change.ReadSpecFile(file)
-	default:
-		return nil, &change.InputError{Pos: filePos(file), Msg: "not a .sql migration or a .yaml change spec"}
-	}
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, &change.InputError{Pos: filePos(file), Msg: "cannot read the file: " + pe.Err.Error()}
-		}
-		return nil, err
-	}
-	return m, nil
-}
-
-// filePos points at the start of a file, for problems with the whole file.
-func filePos(file string) change.Pos { return change.Pos{File: file, Line: 1, Col: 1} }
 
 // HasErrors reports whether anything should fail the build: an unsilenced
 // error-severity finding, or a data check that found rows.

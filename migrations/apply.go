@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // ApplyOptions selects what Apply runs and how.
@@ -63,7 +62,7 @@ type LockHeldError struct {
 }
 
 func (e *LockHeldError) Error() string {
-	return fmt.Sprintf("plan %s is being run by another phasekit: pid %d (%s) from %s, connected since %s", short(e.Hash), e.PID, e.Holder, e.Client, e.Since.Format(time.RFC3339))
+	return fmt.Sprintf("plan %s is being run by another phasekit: pid %d (%s) from %s, connected since %s", phases.ShortHash(e.Hash), e.PID, e.Holder, e.Client, e.Since.Format(time.RFC3339))
 }
 
 // RefusedError is a plan phasekit will not run against this database: it
@@ -118,22 +117,15 @@ type session struct {
 }
 
 func open(ctx context.Context, dsn, dir string, runner Runner, sessionPool bool, log *slog.Logger, out io.Writer) (*session, error) {
-	p, err := ReadPlan(dir)
+	p, err := ReadCheckedPlan(dir)
 	if err != nil {
-		return nil, &RefusedError{Msg: err.Error()}
-	}
-	if got := p.ComputeHash(); got != p.Hash {
-		return nil, &RefusedError{Msg: fmt.Sprintf("%s/plan.json was edited after planning (its phases hash to %s, not %s): plan again", dir, short(got), short(p.Hash))}
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("%w: invalid DSN %q: %s", verify.ErrConnect, verify.Redact(dsn), verify.Redact(err.Error()))
+		return nil, err
 	}
 	// A second runner reads who holds the lock from application_name.
-	cfg.RuntimeParams["application_name"] = fmt.Sprintf("phasekit/%s host=%s user=%s pid=%d", runner.Version, runner.Host, runner.OSUser, runner.PID)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := dbconn.ConnectWith(ctx, dsn, dbconn.Options{
+		ApplicationName: fmt.Sprintf("phasekit/%s host=%s user=%s pid=%d", runner.Version, runner.Host, runner.OSUser, runner.PID)})
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: %s", verify.ErrConnect, verify.Redact(dsn), verify.Redact(err.Error()))
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
@@ -228,7 +220,7 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 		return nil, err
 	}
 	if len(run) == 0 {
-		fmt.Fprintf(s.out, "plan %s: nothing to apply, every phase asked for is done\n", short(p.Hash))
+		fmt.Fprintf(s.out, "plan %s: nothing to apply, every phase asked for is done\n", phases.ShortHash(p.Hash))
 	}
 	done, err := s.doneSteps(ctx)
 	if err != nil {
@@ -244,7 +236,7 @@ func Apply(ctx context.Context, dsn, dir string, opts ApplyOptions) (*PlanStatus
 		if err := s.runPhase(ctx, pi, steps, done, opts); err != nil {
 			msg := err.Error()
 			_, _ = s.conn.Exec(context.Background(), `UPDATE phasekit.phases SET state = $3, error = $4 WHERE hash = $1 AND position = $2`, p.Hash, pi, StateFailed, msg)
-			return nil, fmt.Errorf("phase %s of plan %s: %w", p.Phases[pi].Kind, short(p.Hash), err)
+			return nil, fmt.Errorf("phase %s of plan %s: %w", p.Phases[pi].Kind, phases.ShortHash(p.Hash), err)
 		}
 	}
 	return s.status(ctx)
@@ -307,15 +299,10 @@ func (s *session) recordStep(v uint) []phases.Statement {
 func (s *session) runStep(ctx context.Context, st Step, opts ApplyOptions) error {
 	switch {
 	case st.Backfill != nil:
-		pcfg, err := pgxpool.ParseConfig(s.dsn)
-		if err != nil {
-			return fmt.Errorf("%w: %s", verify.ErrConnect, verify.Redact(err.Error()))
-		}
 		// The backfill's sessions show as phasekit in pg_stat_activity too.
-		pcfg.ConnConfig.RuntimeParams["application_name"] = s.conn.Config().RuntimeParams["application_name"] + " backfill"
-		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		pool, err := dbconn.Pool(ctx, s.dsn, dbconn.Options{ApplicationName: s.conn.Config().RuntimeParams["application_name"] + " backfill"})
 		if err != nil {
-			return fmt.Errorf("%w: %s", verify.ErrConnect, verify.Redact(err.Error()))
+			return err
 		}
 		defer pool.Close()
 		bopts := opts.Backfill
@@ -422,7 +409,7 @@ func selectPhases(p *phases.Plan, st *PlanStatus, opts ApplyOptions) ([]int, err
 		// (--until contract) runs any plan, with or without that phase.
 		i := -1
 		for j, ph := range p.Phases {
-			if phaseRank(ph.Kind) <= phaseRank(opts.Until) {
+			if ph.Kind.Index() <= opts.Until.Index() {
 				i = j
 			}
 		}
@@ -442,16 +429,6 @@ func selectPhases(p *phases.Plan, st *PlanStatus, opts ApplyOptions) ([]int, err
 	return out, nil
 }
 
-// phaseRank is a phase kind's place in phases.Order.
-func phaseRank(k phases.Kind) int {
-	for i, o := range phases.Order {
-		if o == k {
-			return i
-		}
-	}
-	return len(phases.Order)
-}
-
 // refuseConflicts refuses a plan when another plan in flight changes one of
 // its tables: their triggers and shadow columns would interleave.
 func (s *session) refuseConflicts(ctx context.Context) error {
@@ -469,7 +446,7 @@ func (s *session) refuseConflicts(ctx context.Context) error {
 		}
 		for _, t := range other.Tables {
 			if mine[t] {
-				return &RefusedError{Msg: fmt.Sprintf("plan %s is in flight on %s: finish or roll it back before starting plan %s on the same table", short(other.Hash), t, short(s.plan.Hash))}
+				return &RefusedError{Msg: fmt.Sprintf("plan %s is in flight on %s: finish or roll it back before starting plan %s on the same table", phases.ShortHash(other.Hash), t, phases.ShortHash(s.plan.Hash))}
 			}
 		}
 	}

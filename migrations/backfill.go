@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"io"
 	"math"
 	"slices"
@@ -539,7 +540,7 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if _, err := tx.Exec(ctx, b.modeSQL, phases.BackfillSetting, backfillMillis(b.opts.StatementTimeout), backfillMillis(b.opts.LockTimeout)); err != nil {
+	if _, err := tx.Exec(ctx, b.modeSQL, phases.BackfillSetting, human.Setting(b.opts.StatementTimeout), human.Setting(b.opts.LockTimeout)); err != nil {
 		return br, fmt.Errorf("set backfill mode: %w", err)
 	}
 
@@ -586,8 +587,6 @@ func backfillArgs(dst []any, vals []string) []any {
 	}
 	return dst
 }
-
-func backfillMillis(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
 
 func backfillShowKey(k []string) string {
 	if k == nil {

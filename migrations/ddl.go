@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -213,7 +213,7 @@ func (b Blocker) String() string {
 		fmt.Fprintf(&s, ", transaction open %v", b.XactAge.Round(10*time.Millisecond))
 	}
 	if b.Query != "" {
-		fmt.Fprintf(&s, ", query started %v ago: %s", b.QueryAge.Round(10*time.Millisecond), ddlShort(b.Query, 200))
+		fmt.Fprintf(&s, ", query started %v ago: %s", b.QueryAge.Round(10*time.Millisecond), human.Shorten(b.Query, 200))
 	}
 	if b.Wraparound {
 		s.WriteString(" [wraparound-prevention vacuum: cannot be cancelled]")
@@ -236,7 +236,7 @@ type LockBlockedError struct {
 
 func (e *LockBlockedError) Error() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "lock on %s not acquired after %d attempt(s) (%s) for: %s", e.Table, e.Attempts, e.Reason, ddlShort(e.Statement, 120))
+	fmt.Fprintf(&s, "lock on %s not acquired after %d attempt(s) (%s) for: %s", e.Table, e.Attempts, e.Reason, human.Shorten(e.Statement, 120))
 	if len(e.Blockers) == 0 {
 		s.WriteString("; no session holds or waits for a conflicting lock on the table now: the blocker may have just finished, or the statement waited for something else (CONCURRENTLY waits for all older transactions)")
 	}
@@ -252,19 +252,6 @@ func (e *LockBlockedError) Error() string {
 }
 
 func (e *LockBlockedError) Unwrap() error { return e.Err }
-
-// ddlShort puts a query on one line and cuts it to n bytes, for messages.
-func ddlShort(q string, n int) string {
-	q = strings.Join(strings.Fields(q), " ")
-	if len(q) <= n {
-		return q
-	}
-	cut := n
-	for cut > 0 && (q[cut]&0xC0) == 0x80 { // not inside a UTF-8 sequence
-		cut--
-	}
-	return q[:cut] + "..."
-}
 
 // Table lock modes by strength, as phases names them; ddlPGModes gives
 // pg_locks' names at the same index, and ddlConflicts the indexes each mode
@@ -496,23 +483,13 @@ func ddlRetry(ctx context.Context, conn *pgx.Conn, opts DDLOptions, attempt ddlA
 	}
 }
 
-// ddlMillis renders a duration as a PostgreSQL time setting, rounded up to
-// whole milliseconds so that a short timeout never becomes 0 (none); a
-// negative one means none.
-func ddlMillis(d time.Duration) string {
-	if d <= 0 {
-		return "0"
-	}
-	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10) + "ms"
-}
-
 // ddlStatementTimeout is the statement_timeout while the strongest lock held
 // has strength rank.
 func ddlStatementTimeout(opts DDLOptions, rank int) string {
 	if rank < ddlShareRank {
 		return "0"
 	}
-	return ddlMillis(opts.StatementTimeout)
+	return human.Setting(opts.StatementTimeout)
 }
 
 // RunGroup runs statements that share one transaction (all Transactional) as
@@ -524,7 +501,7 @@ func ddlStatementTimeout(opts DDLOptions, rank int) string {
 func RunGroup(ctx context.Context, conn *pgx.Conn, stmts []phases.Statement, opts DDLOptions) error {
 	for i, st := range stmts {
 		if !st.Transactional {
-			return fmt.Errorf("run DDL group: statement %d of %d cannot run in a transaction, run it with RunConcurrent: %s", i+1, len(stmts), ddlShort(st.SQL, 120))
+			return fmt.Errorf("run DDL group: statement %d of %d cannot run in a transaction, run it with RunConcurrent: %s", i+1, len(stmts), human.Shorten(st.SQL, 120))
 		}
 	}
 	if len(stmts) == 0 {
@@ -556,7 +533,7 @@ func runGroupOnce(ctx context.Context, conn *pgx.Conn, stmts []phases.Statement,
 			_ = tx.Rollback(ctx)
 		}
 	}()
-	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, ddlMillis(opts.LockTimeout)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, human.Setting(opts.LockTimeout)); err != nil {
 		return nil, fmt.Errorf("set lock_timeout: %w", err)
 	}
 	held, timeout := 0, ""
@@ -571,7 +548,7 @@ func runGroupOnce(ctx context.Context, conn *pgx.Conn, stmts []phases.Statement,
 			timeout = t
 		}
 		if _, err := tx.Exec(ctx, stmts[i].SQL); err != nil {
-			return &stmts[i], fmt.Errorf("statement %d of %d (%s): %w", i+1, len(stmts), ddlShort(stmts[i].SQL, 120), err)
+			return &stmts[i], fmt.Errorf("statement %d of %d (%s): %w", i+1, len(stmts), human.Shorten(stmts[i].SQL, 120), err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -652,9 +629,9 @@ WHERE c.relname = $2
 // waits for that session's lock, so it is retried, never dropped under it.
 func RunConcurrent(ctx context.Context, conn *pgx.Conn, stmt phases.Statement, opts DDLOptions) (err error) {
 	if stmt.Transactional {
-		return fmt.Errorf("run concurrent DDL: statement can run in a transaction, run it with RunGroup: %s", ddlShort(stmt.SQL, 120))
+		return fmt.Errorf("run concurrent DDL: statement can run in a transaction, run it with RunGroup: %s", human.Shorten(stmt.SQL, 120))
 	}
-	what := ddlShort(stmt.SQL, 120)
+	what := human.Shorten(stmt.SQL, 120)
 	opts, err = opts.withDefaults()
 	if err != nil {
 		return fmt.Errorf("run %s: %w", what, err)
@@ -718,7 +695,7 @@ func ddlSessionTimeouts(ctx context.Context, conn *pgx.Conn, lock time.Duration,
 		_, err := conn.Exec(ctx, `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)`, l, s)
 		return err
 	}
-	if err := set(ctx, ddlMillis(lock), statement); err != nil {
+	if err := set(ctx, human.Setting(lock), statement); err != nil {
 		return nil, fmt.Errorf("set session timeouts: %w", err)
 	}
 	return func() error {

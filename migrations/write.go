@@ -95,7 +95,7 @@ func Files(p *phases.Plan) []File {
 	for _, st := range Steps(p) {
 		ph := p.Phases[st.PhaseIndex]
 		header := fmt.Sprintf("-- phasekit plan %s, phase %d of %d: %s\n-- apps that must work before: %s; after: %s\n",
-			short(p.Hash), st.PhaseIndex+1, len(p.Phases), ph.Kind, strings.Join(ph.AppsBefore, ", "), strings.Join(ph.AppsAfter, ", "))
+			phases.ShortHash(p.Hash), st.PhaseIndex+1, len(p.Phases), ph.Kind, strings.Join(ph.AppsBefore, ", "), strings.Join(ph.AppsAfter, ", "))
 		if ph.DeployBefore != "" {
 			header += "-- before this phase: " + ph.DeployBefore + "\n"
 		}
@@ -187,13 +187,6 @@ func slug(s string) string {
 	return b.String()
 }
 
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
-
 // Write writes the plan's golang-migrate files, plan.json and PLAN.md (made by
 // render once the phases know their files) into dir, which must be empty or
 // not exist.
@@ -236,6 +229,21 @@ func Write(dir string, p *phases.Plan, render func(*phases.Plan) string) ([]File
 }
 
 // ReadPlan reads plan.json from a plan directory.
+// ReadCheckedPlan reads dir/plan.json and refuses it (*RefusedError) when it
+// does not read, or when its phases no longer hash to its hash: edited after
+// planning. Every command that runs or judges a plan reads it this way.
+func ReadCheckedPlan(dir string) (*phases.Plan, error) {
+	p, err := ReadPlan(dir)
+	if err != nil {
+		return nil, &RefusedError{Msg: err.Error()}
+	}
+	if got := p.ComputeHash(); got != p.Hash {
+		return nil, &RefusedError{Msg: fmt.Sprintf("%s/plan.json was edited after planning (its phases hash to %s, not %s): plan again", dir, phases.ShortHash(got), phases.ShortHash(p.Hash))}
+	}
+	return p, nil
+}
+
+// ReadPlan reads dir/plan.json as it is (no hash check: ReadCheckedPlan).
 func ReadPlan(dir string) (*phases.Plan, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "plan.json"))
 	if err != nil {

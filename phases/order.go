@@ -435,16 +435,6 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// phaseIndex is a phase kind's position in Order.
-func phaseIndex(k Kind) int {
-	for i, o := range Order {
-		if o == k {
-			return i
-		}
-	}
-	return -1
-}
-
 // span is the first and last phase a fragment runs something in; ok is
 // false for an empty fragment (a no-op).
 func (f *fragment) span() (first, last int, ok bool) {
@@ -455,15 +445,15 @@ func (f *fragment) span() (first, last int, ok bool) {
 		}
 	}
 	if len(f.backfills) > 0 {
-		b := phaseIndex(Backfill)
+		b := Backfill.Index()
 		first, last = min(first, b), max(last, b)
 	}
 	if len(f.syncs) > 0 {
 		// The trigger exists from dual-write until contract drops it.
-		first, last = min(first, phaseIndex(DualWrite)), max(last, phaseIndex(Contract))
+		first, last = min(first, DualWrite.Index()), max(last, Contract.Index())
 	}
 	if len(f.late) > 0 {
-		first, last = min(first, phaseIndex(Contract)), max(last, phaseIndex(Contract))
+		first, last = min(first, Contract.Index()), max(last, Contract.Index())
 	}
 	return first, last, last >= 0
 }

@@ -30,6 +30,44 @@ const (
 // Order lists the phase kinds in the order they run.
 var Order = []Kind{Expand, DualWrite, Backfill, Validate, Contract}
 
+// ParseKind reads a phase kind's name; ok is false for anything else.
+func ParseKind(s string) (k Kind, ok bool) {
+	for _, o := range Order {
+		if string(o) == s {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// KindNames lists the phase kinds' names in order, for messages.
+func KindNames() string {
+	names := make([]string, len(Order))
+	for i, k := range Order {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Index is the kind's place in Order (len(Order) for an unknown kind).
+func (k Kind) Index() int {
+	for i, o := range Order {
+		if o == k {
+			return i
+		}
+	}
+	return len(Order)
+}
+
+// ShortHash is the first 12 hex digits of a plan hash, as every message
+// shows it.
+func ShortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
 // Lock modes, as PostgreSQL names them.
 const (
 	LockNone                 = "none"

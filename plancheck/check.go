@@ -176,9 +176,10 @@ func (d *Dev) Plan(ctx context.Context, ms []*change.Migration, opts phases.Opti
 	p, err := phases.BuildWith(opts, snap, ms...)
 	var pe *phases.PlanError
 	var se *StatementError
-	if err != nil && errors.As(err, &pe) && errors.As(replayErr, &se) && !posBefore(pe.Pos, se.Pos) {
-		// The planner stopped at or after the statement PostgreSQL refused:
-		// it saw no schema for it, so PostgreSQL's word is the one to give.
+	if err != nil && errors.As(err, &pe) && errors.As(replayErr, &se) && posBefore(se.Pos, pe.Pos) {
+		// The planner stopped after the statement PostgreSQL refused: it saw
+		// no schema for it, so PostgreSQL's word is the one to give. (At
+		// that statement, the planner's message names the nearest name.)
 		return nil, replay, replayErr
 	}
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"os"
 	"path/filepath"
 	"sync"
@@ -105,7 +106,7 @@ func Open(ctx context.Context, o Options) (*Dev, error) {
 func (d *Dev) Close() error { return d.sb.Close() }
 
 func (d *Dev) connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	return verify.Connect(ctx, d.sb.DSN(db))
+	return dbconn.Connect(ctx, d.sb.DSN(db))
 }
 
 // DSN is the connection string of one of the dev server's databases.

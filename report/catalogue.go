@@ -3,13 +3,13 @@ package report
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/schema"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // Catalogue is what the report reads from the live database: the schema
@@ -30,12 +30,12 @@ type Catalogue struct {
 // ReadCatalogue reads the live catalogue of the database at dsn, and the
 // ledger's record of the plan with the given hash ("" for none).
 func ReadCatalogue(ctx context.Context, dsn, planHash string) (*Catalogue, error) {
-	snap, err := verify.SnapshotFromDSN(ctx, dsn)
+	snap, err := schema.ReadDSN(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	c := &Catalogue{Source: verify.Redact(dsn), Snapshot: snap, LiveTuples: map[string]int64{}}
-	conn, err := verify.Connect(ctx, dsn)
+	c := &Catalogue{Source: dbconn.Redact(dsn), Snapshot: snap, LiveTuples: map[string]int64{}}
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +78,8 @@ func Calibrate(ctx context.Context, dsn string, rows int) (Rates, error) {
 	if rows <= 0 {
 		rows = DefaultCalibrationRows
 	}
-	src := verify.Redact(dsn)
-	conn, err := verify.Connect(ctx, dsn)
+	src := dbconn.Redact(dsn)
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return Rates{}, err
 	}

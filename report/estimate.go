@@ -293,23 +293,3 @@ func humanRows(n int64) string {
 func humanRate(r Rate) string {
 	return humanRows(int64(math.Round(r.RowsPerSecond))) + " rows/s"
 }
-
-// humanBytes writes a size as "48 kB", "1.2 GB" (powers of 1024, as
-// pg_size_pretty).
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	units := []string{"kB", "MB", "GB", "TB", "PB"}
-	v := float64(n)
-	i := -1
-	for v >= unit && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f %s", v, units[i])
-	}
-	return fmt.Sprintf("%.0f %s", v, units[i])
-}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/phasekit/phasekit/change"
-	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
@@ -115,7 +115,7 @@ func chinookReview(t testing.TB) *report.Review {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	v, err := compat.ReadJSON(f)
+	v, err := outcome.ReadJSON(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,13 @@ package report
 import (
 	_ "embed"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"html"
 	"html/template"
 	"io"
 	"strings"
 
-	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/phases"
 )
 
@@ -22,7 +23,7 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 	"css":      func() template.CSS { return template.CSS(reviewCSS) },
 	"svg":      TimelineSVG,
 	"sql":      highlightHTML,
-	"short":    short,
+	"short":    phases.ShortHash,
 	"join":     strings.Join,
 	"lockRank": lockRank,
 	"rows": func(n int64) string {
@@ -35,7 +36,7 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 		if n < 0 {
 			return "unknown"
 		}
-		return humanBytes(n)
+		return human.Bytes(n)
 	},
 	"rate":   humanRate,
 	"dur":    humanDuration,
@@ -103,7 +104,7 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 	"cellCount":   countCells,
 	"checkLine":   CheckLine,
 	"copySummary": copySummary,
-	"hasShadow": func(r *compat.Result) bool {
+	"hasShadow": func(r *outcome.Result) bool {
 		for _, b := range r.Phased.Boundaries {
 			if len(b.Shadow) > 0 {
 				return true
@@ -111,7 +112,7 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 		}
 		return false
 	},
-	"hasZeta": func(r *compat.Result) bool {
+	"hasZeta": func(r *outcome.Result) bool {
 		for _, b := range r.Phased.Boundaries {
 			if len(b.Zeta) > 0 {
 				return true
@@ -119,8 +120,8 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 		}
 		return false
 	},
-	"cells": func(b compat.Boundary, version string) []compat.Cell {
-		var out []compat.Cell
+	"cells": func(b outcome.Boundary, version string) []outcome.Cell {
+		var out []outcome.Cell
 		for _, c := range b.Cells {
 			if c.Version == version {
 				out = append(out, c)
@@ -193,17 +194,17 @@ func (r *Review) Labels(vs []string) string {
 	return strings.Join(b.label(vs), ", ")
 }
 
-func statusText(s compat.Status) string {
+func statusText(s outcome.Status) string {
 	switch s {
-	case compat.StatusPass:
+	case outcome.StatusPass:
 		return "✓ pass"
-	case compat.StatusExtraPass:
+	case outcome.StatusExtraPass:
 		return "✓ pass · not required"
-	case compat.StatusFail:
+	case outcome.StatusFail:
 		return "✗ FAIL"
-	case compat.StatusExpectedBreak:
+	case outcome.StatusExpectedBreak:
 		return "breaks · expected"
-	case compat.StatusBreaks:
+	case outcome.StatusBreaks:
 		return "✗ breaks"
 	}
 	return string(s)
@@ -211,7 +212,7 @@ func statusText(s compat.Status) string {
 
 // copySummary describes the verify run's copy of the data, without its
 // timing.
-func copySummary(r *compat.Result) string {
+func copySummary(r *outcome.Result) string {
 	c := r.Copy
 	if c == nil {
 		return ""

@@ -13,7 +13,7 @@ import (
 
 // Markdown writes the plan as the review document (PLAN.md).
 func Markdown(w io.Writer, p *phases.Plan) {
-	fmt.Fprintf(w, "# phasekit plan `%s`\n\n", short(p.Hash))
+	fmt.Fprintf(w, "# phasekit plan `%s`\n\n", phases.ShortHash(p.Hash))
 	if line := CheckLine(p); line != "" {
 		fmt.Fprintf(w, "**%s**\n\n", line)
 		if p.Check.Checked && !p.Check.OK() || len(p.Check.Limits) > 0 {
@@ -104,7 +104,7 @@ func Text(w io.Writer, p *phases.Plan) {
 		fmt.Fprintln(w, line)
 		CheckDetails(w, p)
 	}
-	fmt.Fprintf(w, "plan %s: %d change(s) on %s\n", short(p.Hash), len(p.Changes), strings.Join(p.Tables, ", "))
+	fmt.Fprintf(w, "plan %s: %d change(s) on %s\n", phases.ShortHash(p.Hash), len(p.Changes), strings.Join(p.Tables, ", "))
 	for i, ph := range p.Phases {
 		if ph.DeployBefore != "" {
 			fmt.Fprintf(w, "\n  >> deploy: %s\n", ph.DeployBefore)
@@ -159,11 +159,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

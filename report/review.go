@@ -9,7 +9,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/phasekit/phasekit/change"
-	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/schema"
@@ -28,7 +28,7 @@ type Options struct {
 	// Binding replaces the plan's own binding (report --pipeline).
 	Binding *phases.Binding
 	// Verify is a phasekit verify result for the plan.
-	Verify *compat.Result
+	Verify *outcome.Result
 	// Generator names the program in the footer, e.g. "phasekit v1.4.0".
 	Generator string
 }
@@ -40,7 +40,7 @@ type Review struct {
 	PlanDir   string
 	Title     string
 	Binding   *phases.Binding
-	Verify    *compat.Result
+	Verify    *outcome.Result
 	Generator string
 	// Sizes says where row counts come from.
 	Sizes  string
@@ -268,7 +268,7 @@ func title(p *phases.Plan) string {
 	}
 	switch {
 	case len(parts) == 0:
-		return "phasekit plan " + short(p.Hash)
+		return "phasekit plan " + phases.ShortHash(p.Hash)
 	case len(parts) > 2:
 		return strings.Join(parts[:2], "; ") + fmt.Sprintf(" and %d more", len(parts)-2)
 	}

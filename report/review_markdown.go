@@ -3,10 +3,11 @@ package report
 import (
 	"bufio"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"io"
 	"strings"
 
-	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/phases"
 )
 
@@ -22,7 +23,7 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 
 	p("## phasekit review: %s\n\n", mdText(r.Title))
-	p("Plan `%s` from %s", short(r.Plan.Hash), mdText(strings.Join(r.Plan.Sources, ", ")))
+	p("Plan `%s` from %s", phases.ShortHash(r.Plan.Hash), mdText(strings.Join(r.Plan.Sources, ", ")))
 	if bd := r.Binding; bd != nil {
 		p(" · pipeline `%s` (N = `%s`, N+1 = `%s`)", bd.Pipeline, bd.Old, bd.New)
 	}
@@ -34,7 +35,7 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 	verify := "⚪ verify not run"
 	switch {
 	case r.VerifyForOtherPlan():
-		verify = "⚠️ verify result is for plan `" + short(r.Verify.Plan) + "`"
+		verify = "⚠️ verify result is for plan `" + phases.ShortHash(r.Verify.Plan) + "`"
 	case r.VerifyOK():
 		verify = fmt.Sprintf("✅ verify passed (%d checks)", countCells(r.Verify))
 	case r.Verify != nil:
@@ -91,7 +92,7 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 		case t.View:
 			s += " (view)"
 		case t.Rows >= 0 && t.Bytes >= 0:
-			s += fmt.Sprintf(" %s rows, %s", humanRows(t.Rows), humanBytes(t.Bytes))
+			s += fmt.Sprintf(" %s rows, %s", humanRows(t.Rows), human.Bytes(t.Bytes))
 		case t.Rows >= 0:
 			s += fmt.Sprintf(" %s rows", humanRows(t.Rows))
 		default:
@@ -173,12 +174,12 @@ func (r *Review) WriteMarkdown(w io.Writer) error {
 	return bw.Flush()
 }
 
-func writeMarkdownMatrix(w io.Writer, r *Review, v *compat.Result) {
+func writeMarkdownMatrix(w io.Writer, r *Review, v *outcome.Result) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("### Compatibility\n\n")
 	switch {
 	case r.VerifyForOtherPlan():
-		p("⚠️ This verify result is for plan `%s`, not this plan.\n\n", short(v.Plan))
+		p("⚠️ This verify result is for plan `%s`, not this plan.\n\n", phases.ShortHash(v.Plan))
 	case v.Passed:
 		p("✅ phasekit verify passed on %s.\n\n", mdText(v.Sandbox))
 	default:
@@ -204,7 +205,7 @@ func writeMarkdownMatrix(w io.Writer, r *Review, v *compat.Result) {
 		sep += "---|"
 	}
 	p("\n%s\n", sep)
-	mdCells := func(b compat.Boundary, version string) string {
+	mdCells := func(b outcome.Boundary, version string) string {
 		var parts []string
 		for _, c := range b.Cells {
 			if c.Version == version {
@@ -246,7 +247,7 @@ func writeMarkdownMatrix(w io.Writer, r *Review, v *compat.Result) {
 		var broken []string
 		for _, b := range n.Boundaries {
 			for _, c := range b.Cells {
-				if c.Status == compat.StatusBreaks {
+				if c.Status == outcome.StatusBreaks {
 					broken = append(broken, fmt.Sprintf("%s %s", r.VersionLabel(c.Version), mdText(c.App)))
 				}
 			}
@@ -258,17 +259,17 @@ func writeMarkdownMatrix(w io.Writer, r *Review, v *compat.Result) {
 	p("\n")
 }
 
-func mdStatus(s compat.Status) string {
+func mdStatus(s outcome.Status) string {
 	switch s {
-	case compat.StatusPass:
+	case outcome.StatusPass:
 		return "✅"
-	case compat.StatusExtraPass:
+	case outcome.StatusExtraPass:
 		return "✅ (not required)"
-	case compat.StatusFail:
+	case outcome.StatusFail:
 		return "❌ **fail**"
-	case compat.StatusExpectedBreak:
+	case outcome.StatusExpectedBreak:
 		return "➖ breaks, as expected"
-	case compat.StatusBreaks:
+	case outcome.StatusBreaks:
 		return "💥 breaks"
 	}
 	return string(s)

@@ -2,13 +2,14 @@ package report
 
 import (
 	"fmt"
+	"github.com/phasekit/phasekit/internal/human"
 	"sort"
 	"strings"
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
-	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
@@ -44,7 +45,7 @@ func (b *builder) risks() {
 		switch {
 		case v.Plan != "" && v.Plan != r.Plan.Hash:
 			add(RiskHigh, 0, "Verify result is for another plan",
-				fmt.Sprintf("the result was recorded for plan %s, this plan is %s: run phasekit verify on this plan", short(v.Plan), short(r.Plan.Hash)))
+				fmt.Sprintf("the result was recorded for plan %s, this plan is %s: run phasekit verify on this plan", phases.ShortHash(v.Plan), phases.ShortHash(r.Plan.Hash)))
 		case !v.Passed:
 			add(RiskHigh, 0, "phasekit verify failed", strings.Join(v.Failures, "; "))
 		}
@@ -100,7 +101,7 @@ func (b *builder) risks() {
 				fmt.Sprintf("%s has triggers %s: they fire for every row the backfill updates (the sync trigger runs last and keeps the other columns as they were), which slows it, and their functions must still work with the new shape", t.Name, strings.Join(t.Triggers, ", ")))
 		}
 		if t.Rows >= largeRows || t.Bytes >= largeBytes {
-			add(RiskWarn, 0, "Large table", fmt.Sprintf("%s: %s rows, %s: every full pass (backfill, scan, rewrite) takes long, and strong locks on it queue many queries", t.Name, humanRows(t.Rows), humanBytes(t.Bytes)))
+			add(RiskWarn, 0, "Large table", fmt.Sprintf("%s: %s rows, %s: every full pass (backfill, scan, rewrite) takes long, and strong locks on it queue many queries", t.Name, humanRows(t.Rows), human.Bytes(t.Bytes)))
 		}
 		if t.Known && len(t.PrimaryKey) == 0 {
 			if len(t.UniqueKey) > 0 {
@@ -258,7 +259,7 @@ func (b *builder) checklist() {
 		r.Checklist = append(r.Checklist, CheckItem{Text: text, Evidence: evidence, State: state})
 	}
 	add(CheckOK, "The plan reviewed is the plan that runs",
-		fmt.Sprintf("plan.json hash %s; phasekit apply refuses a plan.json edited since, and a schema that drifted from the one planned against", short(r.Plan.Hash)))
+		fmt.Sprintf("plan.json hash %s; phasekit apply refuses a plan.json edited since, and a schema that drifted from the one planned against", phases.ShortHash(r.Plan.Hash)))
 
 	var blocking []string
 	for _, ph := range r.Phases {
@@ -313,7 +314,7 @@ func (b *builder) checklist() {
 	case v == nil:
 		add(CheckAttention, "App versions N and N+1 verified against every phase boundary", "no verify result: run phasekit verify")
 	case v.Plan != "" && v.Plan != r.Plan.Hash:
-		add(CheckAttention, "App versions N and N+1 verified against every phase boundary", "the verify result is for plan "+short(v.Plan))
+		add(CheckAttention, "App versions N and N+1 verified against every phase boundary", "the verify result is for plan "+phases.ShortHash(v.Plan))
 	case v.Passed:
 		add(CheckOK, "App versions N and N+1 verified against every phase boundary", fmt.Sprintf("phasekit verify passed: %d cells, on %s", countCells(v), v.Sandbox))
 	default:
@@ -355,7 +356,7 @@ func (b *builder) rollbackTotal() Estimate {
 }
 
 // countCells counts the cells of the phased matrix.
-func countCells(v *compat.Result) int {
+func countCells(v *outcome.Result) int {
 	n := 0
 	for _, b := range v.Phased.Boundaries {
 		n += len(b.Cells) + len(b.Shadow) + len(b.Zeta)

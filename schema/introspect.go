@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // userSchema is the WHERE fragment that keeps a namespace alias n to the
@@ -440,4 +442,18 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+// ReadDSN connects to dsn and reads its schema (Introspect).
+func ReadDSN(ctx context.Context, dsn string) (*Snapshot, error) {
+	conn, err := dbconn.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	s, err := Introspect(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("read schema from %s: %w", dbconn.Redact(dsn), err)
+	}
+	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"os"
 	"os/exec"
@@ -15,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
 
@@ -68,100 +68,17 @@ func (a CommandApp) Name() string { return a.AppName }
 // Run runs the command once against dsn.
 func (a CommandApp) Run(ctx context.Context, dsn string) AppResult {
 	start := time.Now()
-	vars, secret, err := dbEnv(dsn)
+	vars, secret, err := dbconn.Env(dsn)
 	if err != nil {
 		return AppResult{Error: err.Error(), Duration: time.Since(start)}
 	}
-	r := runCommand(ctx, a.Command, a.Dir, childEnv(vars...), a.Timeout)
+	r := runCommand(ctx, a.Command, a.Dir, dbconn.ChildEnv(vars...), a.Timeout)
 	return AppResult{
 		Passed:   r.passed,
-		Output:   redactOutput(r.output, secret),
-		Error:    redactOutput(r.errorLine(), secret),
+		Output:   dbconn.RedactOutput(r.output, secret),
+		Error:    dbconn.RedactOutput(r.errorLine(), secret),
 		Duration: time.Since(start),
 	}
-}
-
-// dbEnv returns the environment that points a client at dsn, and the
-// password (to redact from what the client prints).
-func dbEnv(dsn string) (vars []string, password string, err error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		// pgx's message quotes the DSN with its password hidden, which
-		// Redact cannot do for a DSN that does not parse.
-		return nil, "", fmt.Errorf("%w: invalid DSN: %s", ErrConnect, Redact(err.Error()))
-	}
-	return []string{
-		"DATABASE_URL=" + dsn,
-		"PGHOST=" + cfg.Host,
-		"PGPORT=" + strconv.Itoa(int(cfg.Port)),
-		"PGUSER=" + cfg.User,
-		"PGPASSWORD=" + cfg.Password,
-		"PGDATABASE=" + cfg.Database,
-		"PGSSLMODE=" + sslMode(cfg),
-	}, cfg.Password, nil
-}
-
-// sslMode recovers libpq's sslmode from what pgx made of it: pgx keeps the
-// TLS settings of each connection attempt, not the word.
-func sslMode(cfg *pgx.ConnConfig) string {
-	plainFallback, tlsFallback := false, false
-	for _, fb := range cfg.Fallbacks {
-		if fb.Host != cfg.Host || fb.Port != cfg.Port {
-			continue // another host of a multi-host DSN
-		}
-		if fb.TLSConfig == nil {
-			plainFallback = true
-		} else {
-			tlsFallback = true
-		}
-	}
-	t := cfg.TLSConfig
-	switch {
-	case t == nil && tlsFallback:
-		return "allow"
-	case t == nil:
-		return "disable" // also a Unix socket, where TLS does not apply
-	case plainFallback:
-		return "prefer"
-	case !t.InsecureSkipVerify && t.ServerName != "":
-		return "verify-full"
-	case t.VerifyPeerCertificate != nil:
-		return "verify-ca"
-	default:
-		return "require"
-	}
-}
-
-// childEnv is phasekit's environment with vars set, for a child process.
-func childEnv(vars ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "PGHOSTADDR" || k == "PGSERVICE" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	// exec.Cmd keeps the last value of a repeated key.
-	return append(env, vars...)
-}
-
-// redactOutput hides the password and any DSN's password in s, keeping its
-// lines and spacing where there is nothing to hide.
-func redactOutput(s, password string) string {
-	// A very short password would match too much to replace by value; a
-	// DSN holding it is still caught below.
-	if len(password) >= 4 {
-		s = strings.ReplaceAll(s, password, "xxxxx")
-	}
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		low := strings.ToLower(l)
-		if strings.Contains(low, "postgres") && strings.Contains(low, "://") || strings.Contains(low, "password=") {
-			lines[i] = Redact(l)
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Output limits: the start of a long output says how the app came up, the
@@ -489,7 +406,7 @@ func (w *WorkloadApp) Statements() int { return len(w.stmts) }
 func (w *WorkloadApp) Run(ctx context.Context, dsn string) AppResult {
 	start := time.Now()
 	res := AppResult{Passed: true}
-	conn, err := Connect(ctx, dsn)
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return AppResult{Error: err.Error(), Duration: time.Since(start)}
 	}

@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -119,7 +120,7 @@ func TestCommandAppEnv(t *testing.T) {
 		{"host=/var/run/postgresql user=dave dbname=app", []string{"PGHOST=/var/run/postgresql", "PGSSLMODE=disable"}},
 	}
 	for _, tc := range tests {
-		t.Run(verify.Redact(tc.dsn), func(t *testing.T) {
+		t.Run(dbconn.Redact(tc.dsn), func(t *testing.T) {
 			r := verify.CommandApp{AppName: "env", Command: show}.Run(t.Context(), tc.dsn)
 			if !r.Passed {
 				t.Fatalf("failed: %s\n%s", r.Error, r.Output)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"os"
 	"os/exec"
@@ -40,46 +42,14 @@ type CopyOptions struct {
 	Log func(string)
 }
 
-// CopyReport says what CopyData did.
-type CopyReport struct {
-	Source   string // the dump file, or the source DSN with its password redacted
-	Method   string // how the data travelled, e.g. "pg_restore -j 2"
-	Duration time.Duration
-	Bytes    int64 // pg_database_size of the target after the copy
-	Tables   int   // tables holding data (partitions count, partitioned tables do not)
-	Rows     int64 // rows in those tables after masking and subsetting
-	Masked   []MaskCount
-	Subset   []SubsetCount // tables named by a subset or pruned by one, by name
-}
-
-// MaskCount is how many rows of the sandbox a mask replaced the value of:
-// the non-NULL values of the column, or every row for MaskNull.
-type MaskCount struct {
-	Mask Mask
-	Rows int64
-}
+// CopyReport says what CopyData did (package outcome keeps the type, so a
+// verify result can be read without the sandbox machinery).
+type (
+	CopyReport = outcome.CopyReport
+	MaskCount  = outcome.MaskCount
+)
 
 // String is the report on one line.
-func (r *CopyReport) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "copied %d tables, %d rows, %s in %s from %s (%s)",
-		r.Tables, r.Rows, humanBytes(r.Bytes), r.Duration.Round(time.Millisecond), r.Source, r.Method)
-	if len(r.Masked) > 0 {
-		var parts []string
-		for _, m := range r.Masked {
-			parts = append(parts, fmt.Sprintf("%s (%d rows)", m.Mask, m.Rows))
-		}
-		b.WriteString("; masked " + strings.Join(parts, ", "))
-	}
-	if len(r.Subset) > 0 {
-		var parts []string
-		for _, s := range r.Subset {
-			parts = append(parts, fmt.Sprintf("%s kept %d removed %d", s.Table, s.Kept, s.Removed))
-		}
-		b.WriteString("; subset: " + strings.Join(parts, ", "))
-	}
-	return b.String()
-}
 
 // CopyData fills the existing, empty database dstDSN with the data opts
 // names, masking and subsetting it on the way.
@@ -132,7 +102,7 @@ func CopyData(ctx context.Context, dstDSN string, opts CopyOptions) (*CopyReport
 	if opts.Log == nil {
 		opts.Log = func(string) {}
 	}
-	dst, err := Connect(ctx, dstDSN)
+	dst, err := dbconn.Connect(ctx, dstDSN)
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +442,7 @@ func runClient(ctx context.Context, program, dsn string, settings []string, args
 	}
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w: %s", program, err, Redact(strings.TrimSpace(stderr.String())))
+		return fmt.Errorf("%s: %w: %s", program, err, dbconn.Redact(strings.TrimSpace(stderr.String())))
 	}
 	return nil
 }
@@ -624,8 +594,8 @@ var snapshotID = regexp.MustCompile(`^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$`)
 
 // fromSource copies a live database; see CopyData.
 func (c *copier) fromSource(ctx context.Context) error {
-	c.report.Source = Redact(c.opts.SourceDSN)
-	src, err := Connect(ctx, c.opts.SourceDSN)
+	c.report.Source = dbconn.Redact(c.opts.SourceDSN)
+	src, err := dbconn.Connect(ctx, c.opts.SourceDSN)
 	if err != nil {
 		return err
 	}
@@ -1032,7 +1002,7 @@ func streamTables(ctx context.Context, pairs []streamPair, plans []*streamPlan) 
 // openStreamPair connects a worker: a source session in the snapshot and a
 // target session.
 func openStreamPair(ctx context.Context, srcDSN, dstDSN, snapshot string) (src, dst *pgx.Conn, err error) {
-	src, err = Connect(ctx, srcDSN)
+	src, err = dbconn.Connect(ctx, srcDSN)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1042,7 +1012,7 @@ func openStreamPair(ctx context.Context, srcDSN, dstDSN, snapshot string) (src, 
 			return nil, nil, fmt.Errorf("copy data: join the source snapshot: %w", err)
 		}
 	}
-	dst, err = Connect(ctx, dstDSN)
+	dst, err = dbconn.Connect(ctx, dstDSN)
 	if err != nil {
 		src.Close(context.Background())
 		return nil, nil, err
@@ -1141,19 +1111,4 @@ func copySequences(ctx context.Context, src, dst *pgx.Conn) error {
 		return fmt.Errorf("copy data: set sequences: %w", err)
 	}
 	return nil
-}
-
-// humanBytes prints a size in the units pg_size_pretty uses.
-func humanBytes(n int64) string {
-	units := []string{"bytes", "kB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
 }

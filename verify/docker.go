@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"net"
 	"net/netip"
@@ -212,7 +213,7 @@ func (d *Docker) waitReady(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("docker sandbox: wait for PostgreSQL in container %s: %w", d.shortID(), ctx.Err())
 		case <-deadline.C:
 			return fmt.Errorf("docker sandbox: PostgreSQL in container %s from %s did not accept connections within %v: %s\n%s",
-				d.shortID(), d.image, timeout, Redact(err.Error()), d.log.String())
+				d.shortID(), d.image, timeout, dbconn.Redact(err.Error()), d.log.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -283,7 +284,7 @@ func (d *Docker) DropDatabase(ctx context.Context, name string) error {
 }
 
 func (d *Docker) exec(ctx context.Context, sql string) error {
-	conn, err := Connect(ctx, d.DSN("postgres"))
+	conn, err := dbconn.Connect(ctx, d.DSN("postgres"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/url"
 	"os"
 	"os/exec"
@@ -64,7 +65,7 @@ func TestDockerSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	if u.Hostname() != "127.0.0.1" || u.Port() != strconv.Itoa(d.Port()) || u.Path != "/somedb" {
-		t.Errorf("DSN = %s, want 127.0.0.1:%d/somedb", Redact(u.String()), d.Port())
+		t.Errorf("DSN = %s, want 127.0.0.1:%d/somedb", dbconn.Redact(u.String()), d.Port())
 	}
 
 	conn, err := pgx.Connect(ctx, s.DSN("postgres"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"sort"
 	"strings"
 )
@@ -24,7 +25,7 @@ func DumpSchema(ctx context.Context, dsn string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("pg_dump --schema-only of %s: %w: %s", Redact(dsn), err, strings.TrimSpace(errb.String()))
+		return "", fmt.Errorf("pg_dump --schema-only of %s: %w: %s", dbconn.Redact(dsn), err, strings.TrimSpace(errb.String()))
 	}
 	return NormalizeDump(out.String()), nil
 }
@@ -95,7 +96,7 @@ func DumpSchemaFile(ctx context.Context, dsn, file string) error {
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_dump --schema-only of %s: %w: %s", Redact(dsn), err, strings.TrimSpace(errb.String()))
+		return fmt.Errorf("pg_dump --schema-only of %s: %w: %s", dbconn.Redact(dsn), err, strings.TrimSpace(errb.String()))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"strings"
 	"time"
 
@@ -15,23 +16,20 @@ import (
 // WHERE condition fails. It is bad input (exit 2), not a failed copy.
 var ErrBadCopyOption = errors.New("invalid copy option")
 
-// MaskStrategy says what a masked column's values are replaced with.
-type MaskStrategy string
+// MaskStrategy says what a masked column's values are replaced with; Mask
+// replaces the values of one column while data is copied into a sandbox
+// (package outcome keeps the types: a copy report names its masks).
+type (
+	MaskStrategy = outcome.MaskStrategy
+	Mask         = outcome.Mask
+)
 
 // Mask strategies. Every strategy leaves NULL as NULL: there is no value to hide.
 const (
-	// MaskHash replaces a value with the md5 of the salt and the value, as
-	// 32 hex digits: equal values stay equal, so joins and GROUP BY on the
-	// column still work. Text columns only.
-	MaskHash MaskStrategy = "hash"
-	// MaskEmail replaces a value with user_<12 hex digits of the hash>@example.invalid,
-	// deterministic like MaskHash; distinct inputs collide with negligible
-	// probability, so a unique index on the column still builds. Text columns only.
-	MaskEmail MaskStrategy = "email"
-	// MaskNull replaces every value with NULL; the column must be nullable.
-	MaskNull MaskStrategy = "null"
-	// MaskFixed replaces every value with Mask.Value (fixed:VALUE).
-	MaskFixed MaskStrategy = "fixed"
+	MaskHash  = outcome.MaskHash
+	MaskEmail = outcome.MaskEmail
+	MaskNull  = outcome.MaskNull
+	MaskFixed = outcome.MaskFixed
 )
 
 // DefaultMaskSalt is prefixed to values before hashing when
@@ -39,24 +37,6 @@ const (
 // original value can confirm it from the hash; give a secret salt to prevent
 // that.
 const DefaultMaskSalt = "phasekit-mask-v1:"
-
-// Mask replaces the values of one column while data is copied into a sandbox.
-type Mask struct {
-	Schema   string // "public" unless the flag named one
-	Table    string
-	Column   string
-	Strategy MaskStrategy
-	Value    string // the replacement for MaskFixed
-}
-
-// String returns the flag form, table.column=strategy.
-func (m Mask) String() string {
-	s := m.Column + "=" + string(m.Strategy)
-	if m.Strategy == MaskFixed {
-		s += ":" + m.Value
-	}
-	return qualifiedName(m.Schema, m.Table) + "." + s
-}
 
 // ParseMask parses a --mask value: [schema.]table.column=STRATEGY, where
 // STRATEGY is hash, email, null or fixed:VALUE. Names follow SQL: unquoted

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"net/url"
 	"strings"
@@ -76,7 +77,7 @@ func OpenSandbox(ctx context.Context, opts SandboxOptions) (Sandbox, error) {
 		return StartDocker(ctx, DockerOptions{Image: image, Log: opts.Log})
 	case ProviderDSN:
 		if opts.DSN == "" {
-			return nil, fmt.Errorf("%w: provider dsn needs a server: give --sandbox-dsn", ErrConnect)
+			return nil, fmt.Errorf("%w: provider dsn needs a server: give --sandbox-dsn", dbconn.ErrConnect)
 		}
 		return OpenDSNSandbox(ctx, opts.DSN)
 	default:
@@ -112,7 +113,7 @@ type DSNSandbox struct {
 func OpenDSNSandbox(ctx context.Context, dsn string) (*DSNSandbox, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: invalid DSN %q: %s", ErrConnect, Redact(dsn), Redact(err.Error()))
+		return nil, fmt.Errorf("%w: invalid DSN %q: %s", dbconn.ErrConnect, dbconn.Redact(dsn), dbconn.Redact(err.Error()))
 	}
 	// A URL is the one form whose database part can be swapped reliably;
 	// build one from the parsed config.
@@ -135,7 +136,7 @@ func OpenDSNSandbox(ctx context.Context, dsn string) (*DSNSandbox, error) {
 		u.RawQuery = q.Encode()
 	}
 	s := &DSNSandbox{base: u, created: map[string]bool{}}
-	conn, err := Connect(ctx, s.DSN(cfg.Database))
+	conn, err := dbconn.Connect(ctx, s.DSN(cfg.Database))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (s *DSNSandbox) Provider() string { return ProviderDSN }
 
 // Describe implements Sandbox.
 func (s *DSNSandbox) Describe() string {
-	return "scratch databases on " + Redact(s.DSN(strings.TrimPrefix(s.base.Path, "/")))
+	return "scratch databases on " + dbconn.Redact(s.DSN(strings.TrimPrefix(s.base.Path, "/")))
 }
 
 // DSN implements Sandbox.
@@ -168,7 +169,7 @@ func (s *DSNSandbox) maintenanceDSN() string {
 }
 
 func (s *DSNSandbox) exec(ctx context.Context, sql string) error {
-	conn, err := Connect(ctx, s.maintenanceDSN())
+	conn, err := dbconn.Connect(ctx, s.maintenanceDSN())
 	if err != nil {
 		return err
 	}

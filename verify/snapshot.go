@@ -10,16 +10,7 @@ import (
 
 // SnapshotFromDSN reads the schema of a live database.
 func SnapshotFromDSN(ctx context.Context, dsn string) (*schema.Snapshot, error) {
-	conn, err := Connect(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	s, err := schema.Introspect(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("read schema from %s: %w", Redact(dsn), err)
-	}
-	return s, nil
+	return schema.ReadDSN(ctx, dsn)
 }
 
 // SnapshotFromFile loads a pg_dump --schema-only file into a throwaway

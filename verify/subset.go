@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
 	"sort"
 	"strings"
 
@@ -56,12 +57,9 @@ func ParseSubset(s string) (Subset, error) {
 	return sub, nil
 }
 
-// SubsetCount is what subsetting left of one table.
-type SubsetCount struct {
-	Table   string // schema.table, or table for public
-	Kept    int64
-	Removed int64
-}
+// SubsetCount is how many rows a subset kept and removed from one table
+// (package outcome keeps the type).
+type SubsetCount = outcome.SubsetCount
 
 // subsetTable is a subset checked against the data it applies to.
 type subsetTable struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"net"
 	"net/http"
 	"strconv"
@@ -67,7 +68,7 @@ func RunZeta(ctx context.Context, dsn string, o ZetaOptions) (res ZetaResult) {
 	if o.StopGrace <= 0 {
 		o.StopGrace = DefaultStopGrace
 	}
-	vars, secret, err := dbEnv(dsn)
+	vars, secret, err := dbconn.Env(dsn)
 	if err != nil {
 		return ZetaResult{Error: err.Error()}
 	}
@@ -84,22 +85,22 @@ func RunZeta(ctx context.Context, dsn string, o ZetaOptions) (res ZetaResult) {
 	}
 	vars = append(vars, "PORT="+strconv.Itoa(port))
 
-	backend, err := startProc(o.Backend, "", childEnv(append(vars, "BACKEND_ADDR="+addr)...))
+	backend, err := startProc(o.Backend, "", dbconn.ChildEnv(append(vars, "BACKEND_ADDR="+addr)...))
 	if err != nil {
 		return ZetaResult{Error: "backend: " + err.Error()}
 	}
 	defer func() {
 		backend.stop(o.StopGrace)
-		res.BackendLog = redactOutput(backend.out.String(), secret)
-		res.Error = redactOutput(res.Error, secret)
+		res.BackendLog = dbconn.RedactOutput(backend.out.String(), secret)
+		res.Error = dbconn.RedactOutput(res.Error, secret)
 	}()
 
 	if err := waitReady(ctx, check, backend, o.ReadyTimeout); err != nil {
 		return ZetaResult{Error: err.Error()}
 	}
 
-	fe := runCommand(ctx, o.Frontend, "", childEnv(append(vars, "BACKEND_URL=http://"+addr)...), o.Timeout)
-	res = ZetaResult{Passed: fe.passed, FrontendLog: redactOutput(fe.output, secret)}
+	fe := runCommand(ctx, o.Frontend, "", dbconn.ChildEnv(append(vars, "BACKEND_URL=http://"+addr)...), o.Timeout)
+	res = ZetaResult{Passed: fe.passed, FrontendLog: dbconn.RedactOutput(fe.output, secret)}
 	if !fe.passed {
 		res.Error = "frontend: " + fe.errorLine()
 		if backend.exited() {

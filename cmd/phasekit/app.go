@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
@@ -108,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(stderr, "phasekit:", verify.Redact(err.Error()))
+	fmt.Fprintln(stderr, "phasekit:", dbconn.Redact(err.Error()))
 	if isInputError(err) || strings.Contains(err.Error(), "flag provided but not defined") || strings.Contains(err.Error(), "Required flag") {
 		return exitBadInput
 	}
@@ -122,7 +121,7 @@ func isInputError(err error) bool {
 	var le *verify.LoadError
 	var re *migrations.RefusedError
 	var pooled *migrations.PooledError
-	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.As(err, &pooled) || errors.Is(err, errBadInput) || errors.Is(err, verify.ErrConnect) || errors.Is(err, verify.ErrBadCopyOption)
+	return errors.As(err, &ie) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &re) || errors.As(err, &pooled) || errors.Is(err, errBadInput) || errors.Is(err, dbconn.ErrConnect) || errors.Is(err, verify.ErrBadCopyOption)
 }
 
 var errBadInput = errors.New("bad input")
@@ -136,27 +135,15 @@ func (e inputErr) Unwrap() []error {
 
 func badInput(err error) error { return inputErr{err} }
 
-// readMigrations reads each input by its extension.
+// readMigrations reads each input by its extension (change.ReadFile).
 func readMigrations(paths []string) ([]*change.Migration, error) {
 	if len(paths) == 0 {
 		return nil, badInput(errors.New("no migration given: pass a .sql file or a change spec (.yaml)"))
 	}
 	var out []*change.Migration
 	for _, p := range paths {
-		var m *change.Migration
-		var err error
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".sql":
-			m, err = change.ReadSQLFile(p)
-		case ".yaml", ".yml":
-			m, err = change.ReadSpecFile(p)
-		default:
-			return nil, badInput(fmt.Errorf("%s: not a .sql migration or a .yaml change spec", p))
-		}
+		m, err := change.ReadFile(p)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, badInput(err)
-			}
 			return nil, err
 		}
 		out = append(out, m)
@@ -171,7 +158,7 @@ func snapshot(ctx context.Context, c *cli.Context, required bool) (*schema.Snaps
 		return verify.SnapshotFromFile(ctx, f)
 	}
 	if dsn := c.String("dsn"); dsn != "" {
-		slog.Info("reading schema", "dsn", verify.Redact(dsn))
+		slog.Info("reading schema", "dsn", dbconn.Redact(dsn))
 		return verify.SnapshotFromDSN(ctx, dsn)
 	}
 	if required {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // Exit codes of the gate (docs/gate.md): 0 open, 1 closed, 3 not yet. apply
@@ -112,12 +112,9 @@ func gateInputs(c *cli.Context) (*phases.Plan, *pipeline.Pipeline, gate.AlarmSou
 }
 
 func readCheckedPlan(dir string) (*phases.Plan, error) {
-	p, err := migrations.ReadPlan(dir)
+	p, err := migrations.ReadCheckedPlan(dir)
 	if err != nil {
 		return nil, badInput(err)
-	}
-	if got := p.ComputeHash(); got != p.Hash {
-		return nil, badInput(fmt.Errorf("%s/plan.json was edited after planning (its phases hash to %.12s, not %.12s): plan again", dir, got, p.Hash))
 	}
 	return p, nil
 }
@@ -175,7 +172,7 @@ func gateCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				conn, err := verify.Connect(c.Context, dsn)
+				conn, err := dbconn.Connect(c.Context, dsn)
 				if err != nil {
 					return err
 				}
@@ -234,7 +231,7 @@ func recordCommand() *cli.Command {
 				if at.IsZero() {
 					at = time.Now()
 				}
-				conn, err := verify.Connect(c.Context, dsn)
+				conn, err := dbconn.Connect(c.Context, dsn)
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"net"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/gate"
-	"github.com/phasekit/phasekit/verify"
 )
 
 // stopSignals end gate serve gracefully. A variable because pgtest.Main
@@ -57,7 +57,7 @@ func gateServeCommand() *cli.Command {
 				return err
 			}
 			// A wrong DSN is bad input now rather than a 503 on every request.
-			conn, err := verify.Connect(c.Context, dsn)
+			conn, err := dbconn.Connect(c.Context, dsn)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func gateServeCommand() *cli.Command {
 			// whoever started it (a script, the tests) learns the port of
 			// --addr 127.0.0.1:0.
 			fmt.Fprintf(c.App.ErrWriter, "phasekit: gate serve: listening on http://%s%s (plan %s, pipeline %s, database %s)\n",
-				ln.Addr(), gate.ContractPath, c.String("plan"), pl.File, verify.Redact(dsn))
+				ln.Addr(), gate.ContractPath, c.String("plan"), pl.File, dbconn.Redact(dsn))
 			start := time.Now()
 			// Once told to stop, stop listening for signals: a second one
 			// during the shutdown kills at once.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,6 @@ import (
 	"github.com/phasekit/phasekit/gate"
 	"github.com/phasekit/phasekit/gate/promtest"
 	"github.com/phasekit/phasekit/migrations"
-	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
 
@@ -66,7 +66,7 @@ func pk(t *testing.T, args ...string) (code int, stdout, stderr string) {
 		}
 		code = ec.ExitCode()
 	default:
-		fmt.Fprintln(&errb, "phasekit:", verify.Redact(err.Error()))
+		fmt.Fprintln(&errb, "phasekit:", dbconn.Redact(err.Error()))
 		code = exitFindings
 		if isInputError(err) || strings.Contains(err.Error(), "Required flag") || strings.Contains(err.Error(), "flag provided but not defined") {
 			code = exitBadInput

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/lint"
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/verify"
 )
 
 func lintCommand() *cli.Command {
@@ -41,7 +41,7 @@ func lintCommand() *cli.Command {
 				}
 			}
 			if dsn := c.String("dsn"); dsn != "" {
-				conn, err := verify.Connect(c.Context, dsn)
+				conn, err := dbconn.Connect(c.Context, dsn)
 				if err != nil {
 					return err
 				}

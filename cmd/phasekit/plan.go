@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -190,7 +191,7 @@ func planSources(c *cli.Context, src *sources, opts phases.Options, check bool) 
 	if devErr != nil {
 		var le *verify.LoadError
 		var he *plancheck.HistoryError
-		if errors.As(devErr, &le) || errors.As(devErr, &he) || errors.Is(devErr, verify.ErrConnect) {
+		if errors.As(devErr, &le) || errors.As(devErr, &he) || errors.Is(devErr, dbconn.ErrConnect) {
 			return nil, badInput(devErr)
 		}
 		if len(src.history) > 0 {
@@ -244,7 +245,7 @@ func openDev(ctx context.Context, c *cli.Context, src *sources) (*plancheck.Dev,
 			slog.Info("loading schema file into the dev server", "file", schemaFile, "server", dev.Server)
 			return dev.LoadSchemaFile(ctx, schemaFile)
 		case dsn != "":
-			slog.Info("copying the live schema (pg_dump --schema-only) into the dev server", "dsn", verify.Redact(dsn))
+			slog.Info("copying the live schema (pg_dump --schema-only) into the dev server", "dsn", dbconn.Redact(dsn))
 			return dev.LoadLive(ctx, dsn)
 		}
 		return nil

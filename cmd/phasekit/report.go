@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +16,6 @@ import (
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/report"
-	"github.com/phasekit/phasekit/verify"
 )
 
 func reportCommand() *cli.Command {
@@ -58,7 +59,7 @@ func reportCommand() *cli.Command {
 			}
 			dsn := lineageString(c, "dsn")
 			if dsn != "" {
-				slog.Info("reading the live catalogue", "dsn", verify.Redact(dsn))
+				slog.Info("reading the live catalogue", "dsn", dbconn.Redact(dsn))
 				if opts.Catalogue, err = report.ReadCatalogue(c.Context, dsn, plan.Hash); err != nil {
 					return err
 				}
@@ -142,7 +143,7 @@ func readVerifyResult(file string) (*compat.Result, error) {
 		return nil, fmt.Errorf("--verify: %w", err)
 	}
 	defer f.Close()
-	r, err := compat.ReadJSON(f)
+	r, err := outcome.ReadJSON(f)
 	if err != nil {
 		return nil, fmt.Errorf("--verify %s: not a phasekit verify result: %w", file, err)
 	}

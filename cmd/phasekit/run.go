@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"github.com/phasekit/phasekit/gate"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/verify"
 )
 
 func executionFlags() []cli.Flag {
@@ -52,16 +52,10 @@ func kindFlag(c *cli.Context, name string) (phases.Kind, error) {
 	if v == "" {
 		return "", nil
 	}
-	for _, k := range phases.Order {
-		if string(k) == v {
-			return k, nil
-		}
+	if k, ok := phases.ParseKind(v); ok {
+		return k, nil
 	}
-	var names []string
-	for _, k := range phases.Order {
-		names = append(names, string(k))
-	}
-	return "", badInput(fmt.Errorf("--%s %q: use one of %s", name, v, strings.Join(names, ", ")))
+	return "", badInput(fmt.Errorf("--%s %q: use one of %s", name, v, phases.KindNames()))
 }
 
 func applyCommand() *cli.Command {
@@ -175,7 +169,7 @@ func statusCommand() *cli.Command {
 				}
 				hash = p.Hash
 			}
-			conn, err := verify.Connect(c.Context, dsn)
+			conn, err := dbconn.Connect(c.Context, dsn)
 			if err != nil {
 				return err
 			}
@@ -285,7 +279,7 @@ func purgeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := verify.Connect(c.Context, dsn)
+			conn, err := dbconn.Connect(c.Context, dsn)
 			if err != nil {
 				return err
 			}

@@ -130,8 +130,8 @@ func zetaCommand() *cli.Command {
 			}
 			for _, p := range c.StringSlice("phase") {
 				k := phases.Kind(p)
-				if k != compat.ZetaStart && !validKind(k) {
-					return badInput(fmt.Errorf("--phase %q: want start or one of %s", p, kindList()))
+				if k != compat.ZetaStart && !isKind(k) {
+					return badInput(fmt.Errorf("--phase %q: want start or one of %s", p, phases.KindNames()))
 				}
 				opts.Zeta.Phases = append(opts.Zeta.Phases, k)
 			}
@@ -141,22 +141,7 @@ func zetaCommand() *cli.Command {
 	}
 }
 
-func validKind(k phases.Kind) bool {
-	for _, o := range phases.Order {
-		if o == k {
-			return true
-		}
-	}
-	return false
-}
-
-func kindList() string {
-	var s []string
-	for _, o := range phases.Order {
-		s = append(s, string(o))
-	}
-	return strings.Join(s, ", ")
-}
+func isKind(k phases.Kind) bool { _, ok := phases.ParseKind(string(k)); return ok }
 
 // appName names a command app by its program and its words that are not
 // flags: "bin/app -version v1 check" is "app v1 check".

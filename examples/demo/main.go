@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +76,7 @@ func run() error {
 		}
 	}
 	dsn := l.DSN("chinook")
-	conn, err := verify.Connect(ctx, dsn)
+	conn, err := dbconn.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-// Package pgconn is phasekit's one place for connecting to PostgreSQL:
+// Package dbconn is phasekit's one place for connecting to PostgreSQL:
 // parsing a DSN, connecting with options (application_name, session
 // settings), the error that marks a connection failure as bad input
 // (ErrConnect), password redaction for every message that shows a DSN, and
@@ -7,4 +7,4 @@
 // It sits below everything that connects (the executor, the gate, fleets,
 // the report, the sandboxes, the plan check), as pgx's own pgconn sits below
 // pgx: nothing reaches up into a feature package for a connection helper.
-package pgconn
+package dbconn

@@ -1,11 +1,10 @@
-package verify_test
+package dbconn_test
 
 import (
 	"errors"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"strings"
 	"testing"
-
-	"github.com/phasekit/phasekit/verify"
 )
 
 func TestRedact(t *testing.T) {
@@ -18,15 +17,15 @@ func TestRedact(t *testing.T) {
 		{"postgres://x:sec@ret@h:99999999/db", "postgres://x:xxxxx@h:99999999/db"},
 		{"postgres://u@h/db", "postgres://u@h/db"},
 	} {
-		if got := verify.Redact(tc.in); got != tc.want {
+		if got := dbconn.Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
 
 func TestConnectBadDSNHidesPassword(t *testing.T) {
-	_, err := verify.Connect(t.Context(), "postgres://x:secret@[::1/db")
-	if err == nil || !errors.Is(err, verify.ErrConnect) || strings.Contains(err.Error(), "secret") {
+	_, err := dbconn.Connect(t.Context(), "postgres://x:secret@[::1/db")
+	if err == nil || !errors.Is(err, dbconn.ErrConnect) || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("got %v", err)
 	}
 }
