@@ -37,16 +37,15 @@ type Result struct {
 // Run reads each file (.sql migration or .yaml/.yml change spec) and applies
 // the lint rules to it. With a snapshot it also plans each file against it,
 // so that a missing table or column fails with the *phases.PlanError naming
-// its position. A malformed file fails with a *change.InputError.
+// its position. A malformed file fails with a *change.InputError (the first
+// one in file order).
 func Run(files []string, snap *schema.Snapshot) (*Result, error) {
+	ms, err := change.ReadFiles(files, readFile)
+	if err != nil {
+		return nil, err
+	}
 	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
-	var ms []*change.Migration
-	for _, file := range files {
-		m, err := readFile(file)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
+	for _, m := range ms {
 		r.Changes = append(r.Changes, m.Changes...)
 		for _, f := range phases.Findings(m.Changes) {
 			if f.Allowed != "" {

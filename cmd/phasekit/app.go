@@ -141,27 +141,29 @@ func readMigrations(paths []string) ([]*change.Migration, error) {
 	if len(paths) == 0 {
 		return nil, badInput(errors.New("no migration given: pass a .sql file or a change spec (.yaml)"))
 	}
-	var out []*change.Migration
-	for _, p := range paths {
-		var m *change.Migration
-		var err error
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".sql":
-			m, err = change.ReadSQLFile(p)
-		case ".yaml", ".yml":
-			m, err = change.ReadSpecFile(p)
-		default:
-			return nil, badInput(fmt.Errorf("%s: not a .sql migration or a .yaml change spec", p))
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, badInput(err)
-			}
-			return nil, err
-		}
-		out = append(out, m)
+	return change.ReadFiles(paths, readMigration)
+}
+
+// readMigration reads one input by its extension; a missing file or an
+// unknown extension is bad input.
+func readMigration(p string) (*change.Migration, error) {
+	var m *change.Migration
+	var err error
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".sql":
+		m, err = change.ReadSQLFile(p)
+	case ".yaml", ".yml":
+		m, err = change.ReadSpecFile(p)
+	default:
+		return nil, badInput(fmt.Errorf("%s: not a .sql migration or a .yaml change spec", p))
 	}
-	return out, nil
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, badInput(err)
+		}
+		return nil, err
+	}
+	return m, nil
 }
 
 // snapshot reads the current schema from --schema FILE or from --dsn.

@@ -92,14 +92,12 @@ func lintFiles(c *cli.Context) ([]string, *sources, error) {
 			return nil, nil, badInput(err)
 		}
 		var files []string
-		var ms []*change.Migration
 		for _, f := range all {
 			files = append(files, f.Path)
-			m, err := change.ReadSQLFile(f.Path)
-			if err != nil {
-				return nil, nil, err
-			}
-			ms = append(ms, m)
+		}
+		ms, err := change.ReadFiles(files, change.ReadSQLFile)
+		if err != nil {
+			return nil, nil, err
 		}
 		// Every file, in order, planned together: each sees the ones before.
 		return files, &sources{planned: ms}, nil
