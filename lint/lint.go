@@ -44,6 +44,12 @@ func Run(files []string, snap *schema.Snapshot) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Check(ms, snap)
+}
+
+// Check applies the lint rules to migrations already read, in file order,
+// as Run does after reading them; it does not change them.
+func Check(ms []*change.Migration, snap *schema.Snapshot) (*Result, error) {
 	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
 	for _, m := range ms {
 		r.Changes = append(r.Changes, m.Changes...)
