@@ -90,8 +90,9 @@ func walkValue(p reflect.Value, f func(*pg.Node)) {
 		case childOneof:
 			// A oneof is an interface holding a pointer to a wrapper struct
 			// whose one field is the member that is set.
+			// (In protobuf-go a member held by pointer is a message.)
 			if !v.IsNil() {
-				if m := v.Elem().Elem().Field(0); isMessagePtr(m.Type()) {
+				if m := v.Elem().Elem().Field(0); m.Kind() == reflect.Pointer {
 					walkValue(m, f)
 				}
 			}
