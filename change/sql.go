@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -93,18 +94,20 @@ type token struct {
 	comment    bool
 }
 
-// The field numbers of pg_query's ScanResult.tokens and ScanToken's start,
-// end and token, read from the generated descriptors.
-var (
-	scanTokensField = fieldNumber(&pg.ScanResult{}, "tokens")
-	tokenStartField = fieldNumber(&pg.ScanToken{}, "start")
-	tokenEndField   = fieldNumber(&pg.ScanToken{}, "end")
-	tokenKindField  = fieldNumber(&pg.ScanToken{}, "token")
-)
-
-func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
-	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
-}
+// scanFields are the field numbers of pg_query's ScanResult.tokens and
+// ScanToken's start, end and token, read from the generated descriptors on
+// first use (not at init: that builds pg_query's whole file descriptor,
+// about a millisecond that every phasekit command would pay).
+var scanFields = sync.OnceValue(func() (f struct{ tokens, start, end, kind protowire.Number }) {
+	number := func(m proto.Message, name protoreflect.Name) protowire.Number {
+		return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+	}
+	f.tokens = number(&pg.ScanResult{}, "tokens")
+	f.start = number(&pg.ScanToken{}, "start")
+	f.end = number(&pg.ScanToken{}, "end")
+	f.kind = number(&pg.ScanToken{}, "token")
+	return f
+})
 
 // scan runs PostgreSQL's scanner (pg_query) over src. It decodes the
 // scanner's protobuf output itself, keeping three numbers a token:
@@ -114,9 +117,10 @@ func scan(src string) ([]token, error) {
 	if err != nil {
 		return nil, err
 	}
+	fields := scanFields()
 	var toks []token
 	err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num != scanTokensField || typ != protowire.BytesType {
+		if num != fields.tokens || typ != protowire.BytesType {
 			return nil
 		}
 		var t token
@@ -125,11 +129,11 @@ func scan(src string) ([]token, error) {
 				return nil
 			}
 			switch num {
-			case tokenStartField:
+			case fields.start:
 				t.start = int(int32(x))
-			case tokenEndField:
+			case fields.end:
 				t.end = int(int32(x))
-			case tokenKindField:
+			case fields.kind:
 				k := pg.Token(int32(x))
 				t.comment = k == pg.Token_SQL_COMMENT || k == pg.Token_C_COMMENT
 			}
