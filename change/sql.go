@@ -39,6 +39,13 @@ func ParseSQL(file, src string) (*Migration, error) {
 	allows := allowComments(file, src, lines, toks)
 
 	m := &Migration{File: file}
+	if n := len(tree.Stmts); n > 0 {
+		// One change a statement is the rule (an ALTER TABLE with several
+		// subcommands gives more): room for them up front saves copying
+		// these large structs as the slices grow.
+		m.Statements = make([]Statement, 0, n)
+		m.Changes = make([]Change, 0, n)
+	}
 	for _, raw := range tree.Stmts {
 		start, end := stmtBounds(src, raw, toks)
 		text := strings.TrimSpace(src[start:end])
@@ -118,9 +125,24 @@ func scan(src string) ([]token, error) {
 		return nil, err
 	}
 	fields := scanFields()
-	var toks []token
+	isToken := func(num protowire.Number, typ protowire.Type) bool {
+		return num == fields.tokens && typ == protowire.BytesType
+	}
+	// Count the tokens first, to allocate them once: growing the slice
+	// token by token allocated about as much as the rest of ParseSQL.
+	n := 0
+	err = eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+		if isToken(num, typ) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pg_query scan result: %w", err)
+	}
+	toks := make([]token, 0, n)
 	err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num != fields.tokens || typ != protowire.BytesType {
+		if !isToken(num, typ) {
 			return nil
 		}
 		var t token

@@ -51,6 +51,13 @@ func Run(files []string, snap *schema.Snapshot) (*Result, error) {
 // as Run does after reading them; it does not change them.
 func Check(ms []*change.Migration, snap *schema.Snapshot) (*Result, error) {
 	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
+	n := 0
+	for _, m := range ms {
+		n += len(m.Changes)
+	}
+	if n > 0 {
+		r.Changes = make([]change.Change, 0, n) // allocated once: a Change is large
+	}
 	for _, m := range ms {
 		r.Changes = append(r.Changes, m.Changes...)
 		for _, f := range phases.Findings(m.Changes) {
