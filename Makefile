@@ -41,11 +41,11 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# bench: lint and plan throughput, phasekit lint against squawk on the shared
-# lint corpus (all files and one file, medians of 5), then the backfill against a naive UPDATE
-# under a pgbench workload, with an I/O-only control, 3 repetitions
-# (ROWS=10000000 as in docs/BENCHMARKS.md: about 15 minutes; ROWS=1000000
-# for a quick look).
+# bench: lint and plan throughput; phasekit lint against squawk on the shared
+# lint corpus (all files and one file, medians of 5); then the backfill
+# against a naive UPDATE under a pgbench workload, with an I/O-only control,
+# 3 repetitions (ROWS=10000000 as in docs/BENCHMARKS.md: about 15 minutes;
+# ROWS=1000000 for a quick look).
 ROWS ?= 10000000
 # SCALE: pgbench scale of the generated source the sandbox copy is timed on
 # (68 is about 1 GB).
