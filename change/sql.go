@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ReadFile reads one input by its extension: a .sql migration or a .yaml
@@ -55,15 +59,22 @@ func ParseSQL(file, src string) (*Migration, error) {
 	if err != nil {
 		return nil, syntaxError(file, src, lines, err)
 	}
-	scan, err := pg.Scan(src)
+	toks, err := scan(src)
 	if err != nil {
 		return nil, syntaxError(file, src, lines, err)
 	}
-	allows := allowComments(file, src, lines, scan.Tokens)
+	allows := allowComments(file, src, lines, toks)
 
 	m := &Migration{File: file}
+	if n := len(tree.Stmts); n > 0 {
+		// One change a statement is the rule (an ALTER TABLE with several
+		// subcommands gives more): room for them up front saves copying
+		// these large structs as the slices grow.
+		m.Statements = make([]Statement, 0, n)
+		m.Changes = make([]Change, 0, n)
+	}
 	for _, raw := range tree.Stmts {
-		start, end := stmtBounds(src, raw, scan.Tokens)
+		start, end := stmtBounds(src, raw, toks)
 		text := strings.TrimSpace(src[start:end])
 		pos := lines.pos(file, start)
 		changes := classify(raw.Stmt, text)
@@ -94,35 +105,137 @@ func ParseSQL(file, src string) (*Migration, error) {
 
 // stmtBounds returns the byte range of a statement without leading comments
 // or whitespace and without its trailing semicolon.
-func stmtBounds(src string, raw *pg.RawStmt, toks []*pg.ScanToken) (int, int) {
+func stmtBounds(src string, raw *pg.RawStmt, toks []token) (int, int) {
 	start := int(raw.StmtLocation)
 	end := len(src)
 	if raw.StmtLen > 0 {
 		end = start + int(raw.StmtLen)
 	}
-	i := sort.Search(len(toks), func(i int) bool { return int(toks[i].Start) >= start })
-	for ; i < len(toks) && int(toks[i].Start) < end; i++ {
-		if !isComment(toks[i]) {
-			start = int(toks[i].Start)
+	i := sort.Search(len(toks), func(i int) bool { return toks[i].start >= start })
+	for ; i < len(toks) && toks[i].start < end; i++ {
+		if !toks[i].comment {
+			start = toks[i].start
 			break
 		}
 	}
 	return start, end
 }
 
-func isComment(t *pg.ScanToken) bool {
-	return t.Token == pg.Token_SQL_COMMENT || t.Token == pg.Token_C_COMMENT
+// token is what ParseSQL needs of a scanner token: its byte range and
+// whether it is a comment.
+type token struct {
+	start, end int
+	comment    bool
+}
+
+// scanFields are the field numbers of pg_query's ScanResult.tokens and
+// ScanToken's start, end and token, read from the generated descriptors on
+// first use (not at init: that builds pg_query's whole file descriptor,
+// about a millisecond that every phasekit command would pay).
+var scanFields = sync.OnceValue(func() (f struct{ tokens, start, end, kind protowire.Number }) {
+	number := func(m proto.Message, name protoreflect.Name) protowire.Number {
+		return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+	}
+	f.tokens = number(&pg.ScanResult{}, "tokens")
+	f.start = number(&pg.ScanToken{}, "start")
+	f.end = number(&pg.ScanToken{}, "end")
+	f.kind = number(&pg.ScanToken{}, "token")
+	return f
+})
+
+// scan runs PostgreSQL's scanner (pg_query) over src. It decodes the
+// scanner's protobuf output itself, keeping three numbers a token:
+// pg.Scan's decoding into a message per token cost more than the scan.
+func scan(src string) ([]token, error) {
+	b, err := parser.ScanToProtobuf(src)
+	if err != nil {
+		return nil, err
+	}
+	fields := scanFields()
+	isToken := func(num protowire.Number, typ protowire.Type) bool {
+		return num == fields.tokens && typ == protowire.BytesType
+	}
+	// Count the tokens first, to allocate them once: growing the slice
+	// token by token allocated about as much as the rest of ParseSQL.
+	n := 0
+	err = eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+		if isToken(num, typ) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pg_query scan result: %w", err)
+	}
+	toks := make([]token, 0, n)
+	err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if !isToken(num, typ) {
+			return nil
+		}
+		var t token
+		err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+			if typ != protowire.VarintType {
+				return nil
+			}
+			switch num {
+			case fields.start:
+				t.start = int(int32(x))
+			case fields.end:
+				t.end = int(int32(x))
+			case fields.kind:
+				k := pg.Token(int32(x))
+				t.comment = k == pg.Token_SQL_COMMENT || k == pg.Token_C_COMMENT
+			}
+			return nil
+		})
+		toks = append(toks, t)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pg_query scan result: %w", err)
+	}
+	return toks, nil
+}
+
+// eachField calls f with each field of an encoded protobuf message: its
+// number, wire type, and its bytes (length-delimited) or varint value.
+func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if err := f(num, typ, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // allowComments finds "-- phasekit:allow rule-id reason" comments. Each one
 // silences its rule for the statement that follows it (or the one it sits in).
-func allowComments(file, src string, lines lineIndex, toks []*pg.ScanToken) []Allow {
+func allowComments(file, src string, lines lineIndex, toks []token) []Allow {
 	var out []Allow
 	for _, t := range toks {
-		if !isComment(t) {
+		if !t.comment {
 			continue
 		}
-		body := src[t.Start:t.End]
+		body := src[t.start:t.end]
 		body = strings.TrimPrefix(body, "--")
 		body = strings.TrimPrefix(body, "/*")
 		body = strings.TrimSuffix(body, "*/")
@@ -133,7 +246,7 @@ func allowComments(file, src string, lines lineIndex, toks []*pg.ScanToken) []Al
 		out = append(out, Allow{
 			Rule:   fields[1],
 			Reason: strings.Join(fields[2:], " "),
-			Pos:    lines.pos(file, int(t.Start)),
+			Pos:    lines.pos(file, t.start),
 		})
 	}
 	return out

@@ -34,16 +34,28 @@ type Result struct {
 // Run reads each file (.sql migration or .yaml/.yml change spec) and applies
 // the lint rules to it. With a snapshot it also plans each file against it,
 // so that a missing table or column fails with the *phases.PlanError naming
-// its position. A malformed file fails with a *change.InputError.
+// its position. A malformed file fails with a *change.InputError (the first
+// one in file order).
 func Run(files []string, snap *schema.Snapshot) (*Result, error) {
+	ms, err := change.ReadFiles(files, change.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	return Check(ms, snap)
+}
+
+// Check applies the lint rules to migrations already read, in file order,
+// as Run does after reading them; it does not change them.
+func Check(ms []*change.Migration, snap *schema.Snapshot) (*Result, error) {
 	r := &Result{Findings: []phases.Finding{}, Silenced: []phases.Finding{}, Data: []DataFinding{}}
-	var ms []*change.Migration
-	for _, file := range files {
-		m, err := change.ReadFile(file)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
+	n := 0
+	for _, m := range ms {
+		n += len(m.Changes)
+	}
+	if n > 0 {
+		r.Changes = make([]change.Change, 0, n) // allocated once: a Change is large
+	}
+	for _, m := range ms {
 		r.Changes = append(r.Changes, m.Changes...)
 		for _, f := range phases.Findings(m.Changes) {
 			if f.Allowed != "" {

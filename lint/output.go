@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,6 +63,11 @@ func (r *Result) items() (active, silenced, skipped []item) {
 // data checks that could not run, the silenced findings with their reasons,
 // and a summary line.
 func WriteText(w io.Writer, r *Result) {
+	// Buffered: written straight to stdout, each line was a system call of
+	// its own (some 12,000 for the shared lint corpus).
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	w = bw
 	active, silenced, skipped := r.items()
 	counts := map[phases.Severity]int{}
 	for _, it := range active {

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/phasekit/phasekit/compat/outcome"
 	"github.com/phasekit/phasekit/phases"
@@ -19,7 +20,7 @@ var reviewHTML string
 //go:embed review.css
 var reviewCSS string
 
-var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
+var htmlFuncs = template.FuncMap{
 	"css":      func() template.CSS { return template.CSS(reviewCSS) },
 	"svg":      TimelineSVG,
 	"sql":      highlightHTML,
@@ -140,12 +141,18 @@ var htmlTemplate = template.Must(template.New("review").Funcs(template.FuncMap{
 		}
 		return strings.Join(parts, " and ") + " in " + plural(p.Transactions, "migration file")
 	},
-}).Parse(reviewHTML))
+}
+
+// htmlTemplate is parsed on first use: parsed at init, it cost every
+// phasekit command (a one-file lint too) about a millisecond.
+var htmlTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("review").Funcs(htmlFuncs).Parse(reviewHTML))
+})
 
 // WriteHTML writes the review as one self-contained HTML page: inline CSS
 // and SVG, no script, no font or image to fetch, print styles.
 func (r *Review) WriteHTML(w io.Writer) error {
-	return htmlTemplate.Execute(w, r)
+	return htmlTemplate().Execute(w, r)
 }
 
 // VerifyOK reports a verify result that passed, for this plan.

@@ -140,15 +140,7 @@ func readMigrations(paths []string) ([]*change.Migration, error) {
 	if len(paths) == 0 {
 		return nil, badInput(errors.New("no migration given: pass a .sql file or a change spec (.yaml)"))
 	}
-	var out []*change.Migration
-	for _, p := range paths {
-		m, err := change.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
+	return change.ReadFiles(paths, change.ReadFile)
 }
 
 // snapshot reads the current schema from --schema FILE or from --dsn.

@@ -164,19 +164,15 @@ func readSources(c *cli.Context) (*sources, error) {
 			return nil, badInput(fmt.Errorf("%s: no up migration of version %s", dir, v))
 		}
 	}
-	src := &sources{}
+	paths := make([]string, at+1)
 	for i, f := range files[:at+1] {
-		m, err := change.ReadSQLFile(f.Path)
-		if err != nil {
-			return nil, err
-		}
-		if i < at {
-			src.history = append(src.history, m)
-		} else {
-			src.planned = append(src.planned, m)
-		}
+		paths[i] = f.Path
 	}
-	return src, nil
+	ms, err := change.ReadFiles(paths, change.ReadSQLFile)
+	if err != nil {
+		return nil, err
+	}
+	return &sources{history: ms[:at], planned: ms[at:]}, nil
 }
 
 // planSources plans the migrations. When a dev server can be had (always
