@@ -3,11 +3,12 @@ package change
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"sort"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/phasekit/phasekit/internal/human"
 )
 
 // doSafeKinds are the kinds a DO block may run and still be planned as one

@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"log/slog"
 	"slices"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify"

@@ -3,12 +3,13 @@ package compat
 import (
 	"encoding/xml"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
-	"github.com/phasekit/phasekit/phases"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/phases"
 )
 
 // versions are the matrix's columns, in order.

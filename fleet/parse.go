@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/internal/yamlnode"
 )
 

@@ -3,15 +3,15 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
-	"github.com/phasekit/phasekit/phases"
 	"io"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
 )
 
 // StatusOptions bounds how fleet status reads the targets.

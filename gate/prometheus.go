@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/http"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/pipeline"
 )
 

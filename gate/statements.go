@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"slices"
 	"strings"
 	"time"
@@ -15,60 +14,18 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
 )
 
 // Shape is a column or table that N uses by name and that is gone (or no
-// longer what N expects) once contract ran.
-type Shape struct {
-	// Table is "schema.name".
-	Table string `json:"table"`
-	// Column is "" when the whole table goes (dropped, or renamed and its
-	// compatibility view dropped).
-	Column string `json:"column,omitempty"`
-}
-
-func (s Shape) String() string {
-	if s.Column == "" {
-		return "table " + s.Table
-	}
-	return s.Table + "." + s.Column
-}
+// longer what N expects) once contract ran (phases.Shape: each change kind
+// says which).
+type Shape = phases.Shape
 
 // OldShapes lists what the plan's contract takes away from N, by name, from
 // the plan's changes; notes say what cannot be checked by name.
-func OldShapes(p *phases.Plan) (shapes []Shape, notes []string) {
-	if p.Phase(phases.Contract) == nil {
-		return nil, nil
-	}
-	add := func(s Shape) {
-		if !slices.Contains(shapes, s) {
-			shapes = append(shapes, s)
-		}
-	}
-	for _, c := range p.Changes {
-		switch c.Kind {
-		case change.RenameColumn, change.DropColumn, change.SplitColumn:
-			add(Shape{Table: c.Table, Column: c.Column})
-		case change.MergeColumns:
-			for _, col := range c.From {
-				add(Shape{Table: c.Table, Column: col})
-			}
-		case change.ChangeType:
-			if c.NewName != "" {
-				add(Shape{Table: c.Table, Column: c.Column})
-			} else {
-				notes = append(notes, fmt.Sprintf("the type change of %s.%s keeps the column's name: statements of N and N+1 cannot be told apart by name", c.Table, c.Column))
-			}
-		case change.RenameTable, change.DropTable:
-			add(Shape{Table: c.Table})
-		case change.RenameEnumValue, change.RemoveEnumValue:
-			notes = append(notes, fmt.Sprintf("enum value %q of %s is a literal, not a name: statements using it are not looked for", c.Value, c.Enum))
-		}
-	}
-	return shapes, notes
-}
+func OldShapes(p *phases.Plan) (shapes []Shape, notes []string) { return phases.OldShapes(p) }
 
 // Uses parses one SQL text (a normalized query from pg_stat_statements, with
 // $1 for constants) and returns the shapes its data statements (SELECT,

@@ -96,37 +96,30 @@ type dataChecker struct {
 	found []DataFinding
 }
 
+// check runs the data checks the change's kind asks for
+// (phases.DataChecks).
 func (d *dataChecker) check(ctx context.Context, c change.Change) error {
-	switch c.Kind {
-	case change.AddUnique:
-		keys := make([]string, len(c.Columns))
-		for i, col := range c.Columns {
-			keys[i] = change.QuoteIdent(col)
+	for _, dc := range phases.DataChecks(c) {
+		var err error
+		switch dc.What {
+		case phases.DataDuplicates:
+			keys := make([]string, len(dc.Columns))
+			for i, col := range dc.Columns {
+				keys[i] = change.QuoteIdent(col)
+			}
+			err = d.duplicates(ctx, c, keys, columnList(dc.Columns), "", dc.NullsDistinct)
+		case phases.DataNulls:
+			err = d.nulls(ctx, c, dc.Columns, dc.Statement)
+		case phases.DataUniqueIndex:
+			err = d.uniqueIndex(ctx, c)
+		case phases.DataViolations:
+			err = d.checkViolations(ctx, c)
+		case phases.DataOrphans:
+			err = d.orphans(ctx, c)
 		}
-		// For ADD UNIQUE the classifier records NULLS NOT DISTINCT in NotNull.
-		return d.duplicates(ctx, c, keys, columnList(c.Columns), "", !c.NotNull)
-	case change.AddPrimaryKey:
-		if err := d.nulls(ctx, c, c.Columns, "ADD PRIMARY KEY"); err != nil {
+		if err != nil {
 			return err
 		}
-		keys := make([]string, len(c.Columns))
-		for i, col := range c.Columns {
-			keys[i] = change.QuoteIdent(col)
-		}
-		// Rows with a NULL key are already reported as data-nulls.
-		return d.duplicates(ctx, c, keys, columnList(c.Columns), "", true)
-	case change.CreateIndex:
-		return d.uniqueIndex(ctx, c)
-	case change.SetNotNull:
-		// A change spec with a fill value backfills the NULLs before SET NOT NULL.
-		if c.Fill != "" {
-			return nil
-		}
-		return d.nulls(ctx, c, []string{c.Column}, "SET NOT NULL")
-	case change.AddCheck:
-		return d.checkViolations(ctx, c)
-	case change.AddForeignKey:
-		return d.orphans(ctx, c)
 	}
 	return nil
 }

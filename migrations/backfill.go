@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"io"
 	"math"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/phasekit/phasekit/internal/clock"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
 )
 

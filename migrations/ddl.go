@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/internal/clock"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
 )
 

@@ -7,7 +7,7 @@ import (
 	"github.com/phasekit/phasekit/schema"
 )
 
-func init() { register(change.AddColumn, planAddColumn) }
+func init() { register(change.AddColumn, addColumn{}) }
 
 // planAddColumn: a nullable column, or one with a non-volatile default, is
 // catalogue-only and passes through. A volatile default is added after the
@@ -57,4 +57,28 @@ func planAddColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	f.deploy = fmt.Sprintf("N+1 writes %s.%s", tn, c.Column)
 	return f, nil
+}
+
+// addColumn: ALTER TABLE ... ADD COLUMN.
+type addColumn struct{ recipe }
+
+var _ Recipe = addColumn{}
+
+func (addColumn) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planAddColumn(s, c)
+}
+
+func (addColumn) Lint(c change.Change) []Finding {
+	var out []Finding
+	if c.NotNull && c.Default == "" {
+		out = append(out, lintFinding(RuleRequiredColumn, fmt.Sprintf("adds %s.%s NOT NULL without a default", c.Table, c.Column)))
+	}
+	if c.VolatileDefault {
+		out = append(out, lintFinding(RuleVolatileDef, fmt.Sprintf("adds %s.%s with a volatile default", c.Table, c.Column)))
+	}
+	return out
+}
+
+func (addColumn) Moves(change.Change) Moves {
+	return Moves{CommutesWithData: true, SnapshotShows: true, LocksTable: true}
 }

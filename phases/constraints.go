@@ -9,8 +9,8 @@ import (
 )
 
 func init() {
-	register(change.AddForeignKey, planAddForeignKey)
-	register(change.AddCheck, planAddCheck)
+	register(change.AddForeignKey, addForeignKey{})
+	register(change.AddCheck, addCheck{})
 }
 
 // planAddForeignKey adds the key NOT VALID (new writes are checked at once,
@@ -121,4 +121,53 @@ func setNotNullSteps(f *fragment, table, column string, checkPhase, validatePhas
 	f.add(setPhase, ddl(table, LockAccessExclusive, "the helper check is no longer needed",
 		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", qq(table), q(name)),
 		fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL)", qq(table), q(name), q(column))))
+}
+
+// addForeignKey: ADD CONSTRAINT ... FOREIGN KEY (and a column's inline
+// REFERENCES).
+type addForeignKey struct{ recipe }
+
+var _ Recipe = addForeignKey{}
+
+func (addForeignKey) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planAddForeignKey(s, c)
+}
+
+func (addForeignKey) Lint(c change.Change) []Finding {
+	if c.NotValid {
+		return nil
+	}
+	return []Finding{lintFinding(RuleForeignKey, fmt.Sprintf("adds foreign key %s without NOT VALID", c.Constraint))}
+}
+
+func (addForeignKey) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, LocksTable: true}
+}
+
+func (addForeignKey) DataChecks(change.Change) []DataCheck {
+	return []DataCheck{{What: DataOrphans}}
+}
+
+// addCheck: ADD CONSTRAINT ... CHECK (and a column's inline CHECK).
+type addCheck struct{ recipe }
+
+var _ Recipe = addCheck{}
+
+func (addCheck) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planAddCheck(s, c)
+}
+
+func (addCheck) Lint(c change.Change) []Finding {
+	if c.NotValid {
+		return nil
+	}
+	return []Finding{lintFinding(RuleCheck, fmt.Sprintf("adds CHECK %s without NOT VALID", c.Constraint))}
+}
+
+func (addCheck) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, LocksTable: true}
+}
+
+func (addCheck) DataChecks(change.Change) []DataCheck {
+	return []DataCheck{{What: DataViolations}}
 }

@@ -9,9 +9,9 @@ import (
 )
 
 func init() {
-	register(change.Data, planData)
-	register(change.DropObject, planDropObject)
-	register(change.Reindex, planReindex)
+	register(change.Data, dataStatement{})
+	register(change.DropObject, dropObject{})
+	register(change.Reindex, reindex{})
 }
 
 // planData runs a data statement as written, in expand; order moves it to
@@ -86,3 +86,65 @@ func planReindex(_ *schema.Snapshot, c change.Change) (*fragment, error) {
 	f.add(Expand, concurrent(c.Table, "rebuilds while reads and writes go on", c.Definition))
 	return f, nil
 }
+
+// dataStatement: INSERT, UPDATE, DELETE, MERGE, TRUNCATE, a SELECT calling
+// functions, a DO block running only queries.
+type dataStatement struct{ recipe }
+
+var _ Recipe = dataStatement{}
+
+func (dataStatement) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planData(s, c)
+}
+
+func (dataStatement) Lint(c change.Change) []Finding {
+	if c.Table == "" {
+		return nil
+	}
+	return []Finding{lintFinding(RuleData, fmt.Sprintf("%s of %s", c.Reason, c.Table))}
+}
+
+// Moves: an UPDATE or DELETE of a table travels with the later change it
+// prepares; an INSERT stays (N+1 may need its rows early).
+func (dataStatement) Moves(c change.Change) Moves {
+	return Moves{Deferrable: true, Travels: c.Table != "" && !strings.HasPrefix(c.Reason, "inserts")}
+}
+
+// dropObject: DROP VIEW, FUNCTION, TRIGGER, TYPE, SEQUENCE and the like.
+type dropObject struct{ recipe }
+
+var _ Recipe = dropObject{}
+
+func (dropObject) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planDropObject(s, c)
+}
+
+func (dropObject) Lint(c change.Change) []Finding {
+	return []Finding{lintFinding(RuleDropObject, fmt.Sprintf("drops %s %s", strings.ToLower(c.ObjectType), c.Object))}
+}
+
+func (dropObject) Moves(change.Change) Moves { return Moves{Deferrable: true} }
+
+func (dropObject) Title(c change.Change) string {
+	return fmt.Sprintf("Drop %s %s", strings.ToLower(c.ObjectType), c.Object)
+}
+
+// reindex: REINDEX INDEX or TABLE.
+type reindex struct{ recipe }
+
+var _ Recipe = reindex{}
+
+func (reindex) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planReindex(s, c)
+}
+
+func (reindex) Lint(c change.Change) []Finding {
+	if c.Concurrently {
+		return nil
+	}
+	return []Finding{lintFinding(RuleReindex, fmt.Sprintf("reindexes %s without CONCURRENTLY", c.Object))}
+}
+
+func (reindex) Moves(change.Change) Moves { return Moves{Deferrable: true} }
+
+func (reindex) Title(c change.Change) string { return "Reindex " + c.Object }

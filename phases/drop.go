@@ -9,8 +9,8 @@ import (
 )
 
 func init() {
-	register(change.DropColumn, planDropColumn)
-	register(change.DropTable, planDropTable)
+	register(change.DropColumn, dropColumn{})
+	register(change.DropTable, dropTable{})
 }
 
 // planDropColumn: N+1 stops using the column first; if the column is NOT NULL
@@ -27,6 +27,7 @@ func planDropColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	f := newFragment()
 	tn := t.QName()
 	if col.NotNull && col.Default == "" && col.Identity == "" && col.Generated == "" {
+		f.needsEarly = true
 		f.add(Expand, ddl(tn, LockAccessExclusive, "N+1 inserts rows without this column",
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", qq(tn), q(col.Name)),
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qq(tn), q(col.Name))))
@@ -100,4 +101,48 @@ func viewNames(vs []*schema.View) string {
 		names[i] = v.QName()
 	}
 	return strings.Join(names, ", ")
+}
+
+// dropColumn: ALTER TABLE ... DROP COLUMN.
+type dropColumn struct{ recipe }
+
+var _ Recipe = dropColumn{}
+
+func (dropColumn) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planDropColumn(s, c)
+}
+
+func (dropColumn) Lint(c change.Change) []Finding {
+	return []Finding{lintFinding(RuleDropColumn, fmt.Sprintf("drops %s.%s", c.Table, c.Column))}
+}
+
+// Moves: deferrable unless its expand step (DROP NOT NULL, so N+1 can
+// insert without the column) is there: the plan marks that (needsEarly).
+func (dropColumn) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, SnapshotShows: true, LocksTable: true}
+}
+
+func (dropColumn) OldShapes(c change.Change) ([]Shape, []string) {
+	return []Shape{{Table: c.Table, Column: c.Column}}, nil
+}
+
+// dropTable: DROP TABLE.
+type dropTable struct{ recipe }
+
+var _ Recipe = dropTable{}
+
+func (dropTable) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planDropTable(s, c)
+}
+
+func (dropTable) Lint(c change.Change) []Finding {
+	return []Finding{lintFinding(RuleDropTable, fmt.Sprintf("drops %s", c.Table))}
+}
+
+func (dropTable) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, SnapshotShows: true, LocksTable: true}
+}
+
+func (dropTable) OldShapes(c change.Change) ([]Shape, []string) {
+	return []Shape{{Table: c.Table}}, nil
 }

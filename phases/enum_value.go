@@ -10,8 +10,8 @@ import (
 )
 
 func init() {
-	register(change.RenameEnumValue, planEnumValue)
-	register(change.RemoveEnumValue, planEnumValue)
+	register(change.RenameEnumValue, enumValue{})
+	register(change.RemoveEnumValue, enumValue{})
 }
 
 // planEnumValue renames or removes an enum label.
@@ -171,4 +171,37 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// enumValue: ALTER TYPE ... RENAME VALUE, and the change spec's
+// remove_enum_value: one family, planned by planEnumValue.
+type enumValue struct{ recipe }
+
+var _ Recipe = enumValue{}
+
+func (enumValue) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planEnumValue(s, c)
+}
+
+func (enumValue) Lint(c change.Change) []Finding {
+	if c.Kind == change.RemoveEnumValue {
+		return []Finding{lintFinding(RuleEnumRemove, fmt.Sprintf("removes value %q from %s", c.Value, c.Enum))}
+	}
+	return []Finding{lintFinding(RuleEnumRename, fmt.Sprintf("renames value %q of %s to %q", c.Value, c.Enum, c.NewName))}
+}
+
+// Moves: a rename only runs in contract anyway; a removal has a shadow.
+func (enumValue) Moves(c change.Change) Moves {
+	return Moves{Deferrable: c.Kind == change.RenameEnumValue, ReadsData: true}
+}
+
+func (enumValue) OldShapes(c change.Change) ([]Shape, []string) {
+	return nil, []string{fmt.Sprintf("enum value %q of %s is a literal, not a name: statements using it are not looked for", c.Value, c.Enum)}
+}
+
+func (enumValue) Title(c change.Change) string {
+	if c.Kind == change.RemoveEnumValue {
+		return fmt.Sprintf("Remove value %q from %s", c.Value, c.Enum)
+	}
+	return fmt.Sprintf("Rename value %q of %s to %q", c.Value, c.Enum, c.NewName)
 }

@@ -1,9 +1,6 @@
 package phases
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/phasekit/phasekit/change"
 )
 
@@ -54,15 +51,6 @@ var (
 	RuleDataTravels    = rule("data-travels", Info, "a data statement runs in the phase of the later change it prepares", "nothing to do: the plan then treats rows N writes during the rollout as the file would")
 )
 
-// locksTable lists the change kinds whose statement takes a table lock that
-// queues other queries; lock_timeout matters for them.
-var locksTable = map[change.Kind]bool{
-	change.RenameColumn: true, change.RenameTable: true, change.ChangeType: true, change.DropColumn: true,
-	change.DropTable: true, change.SetNotNull: true, change.DropNotNull: true, change.SetDefault: true,
-	change.DropDefault: true, change.AddColumn: true, change.AddForeignKey: true, change.AddCheck: true,
-	change.AddUnique: true, change.AddPrimaryKey: true, change.CreateIndex: true, change.DropIndex: true,
-}
-
 // Findings applies the lint rules to changes as written, without a schema.
 func Findings(changes []change.Change) []Finding {
 	return findingsOf(changes)
@@ -99,70 +87,12 @@ func findingsOf(changes []change.Change) []Finding {
 		if c.Kind == change.SessionSetting && c.Setting == "lock_timeout" {
 			lockTimeout[c.Pos.File] = true
 		}
-		if locksTable[c.Kind] && !c.Spec && !lockTimeout[c.Pos.File] && !warnedTimeout[c.Pos.File] && !(c.Kind == change.CreateIndex && c.Concurrently) {
+		if recipeOf(c.Kind).Moves(c).LocksTable && !c.Spec && !lockTimeout[c.Pos.File] && !warnedTimeout[c.Pos.File] {
 			warnedTimeout[c.Pos.File] = true
 			add(RuleLockTimeout, "no SET lock_timeout before this DDL")
 		}
-		switch c.Kind {
-		case change.RenameColumn:
-			add(RuleRenameColumn, fmt.Sprintf("renames %s.%s to %s: %s", c.Table, c.Column, c.NewName, Rules[RuleRenameColumn].Summary))
-		case change.RenameTable:
-			add(RuleRenameTable, fmt.Sprintf("renames %s to %s: %s", c.Table, c.NewName, Rules[RuleRenameTable].Summary))
-		case change.ChangeType:
-			add(RuleChangeType, fmt.Sprintf("changes %s.%s to %s: %s", c.Table, c.Column, c.Type, Rules[RuleChangeType].Summary))
-		case change.DropColumn:
-			add(RuleDropColumn, fmt.Sprintf("drops %s.%s: %s", c.Table, c.Column, Rules[RuleDropColumn].Summary))
-		case change.DropTable:
-			add(RuleDropTable, fmt.Sprintf("drops %s: %s", c.Table, Rules[RuleDropTable].Summary))
-		case change.SetNotNull:
-			if c.Fill == "" {
-				add(RuleSetNotNull, fmt.Sprintf("sets %s.%s NOT NULL: %s", c.Table, c.Column, Rules[RuleSetNotNull].Summary))
-			}
-		case change.AddColumn:
-			if c.NotNull && c.Default == "" {
-				add(RuleRequiredColumn, fmt.Sprintf("adds %s.%s NOT NULL without a default: %s", c.Table, c.Column, Rules[RuleRequiredColumn].Summary))
-			}
-			if c.VolatileDefault {
-				add(RuleVolatileDef, fmt.Sprintf("adds %s.%s with a volatile default: %s", c.Table, c.Column, Rules[RuleVolatileDef].Summary))
-			}
-		case change.AddForeignKey:
-			if !c.NotValid {
-				add(RuleForeignKey, fmt.Sprintf("adds foreign key %s without NOT VALID: %s", c.Constraint, Rules[RuleForeignKey].Summary))
-			}
-		case change.AddCheck:
-			if !c.NotValid {
-				add(RuleCheck, fmt.Sprintf("adds CHECK %s without NOT VALID: %s", c.Constraint, Rules[RuleCheck].Summary))
-			}
-		case change.CreateIndex:
-			if !c.Concurrently {
-				add(RuleIndex, fmt.Sprintf("creates index %s without CONCURRENTLY: %s", c.Constraint, Rules[RuleIndex].Summary))
-			}
-		case change.DropIndex:
-			if !c.Concurrently {
-				add(RuleDropIndex, fmt.Sprintf("drops index %s without CONCURRENTLY: %s", c.Constraint, Rules[RuleDropIndex].Summary))
-			}
-		case change.AddUnique:
-			add(RuleUnique, fmt.Sprintf("adds UNIQUE %s on an existing table: %s", c.Constraint, Rules[RuleUnique].Summary))
-		case change.AddPrimaryKey:
-			add(RulePrimaryKey, fmt.Sprintf("adds PRIMARY KEY %s on an existing table: %s", c.Constraint, Rules[RulePrimaryKey].Summary))
-		case change.RemoveEnumValue:
-			add(RuleEnumRemove, fmt.Sprintf("removes value %q from %s: %s", c.Value, c.Enum, Rules[RuleEnumRemove].Summary))
-		case change.RenameEnumValue:
-			add(RuleEnumRename, fmt.Sprintf("renames value %q of %s to %q: %s", c.Value, c.Enum, c.NewName, Rules[RuleEnumRename].Summary))
-		case change.SetDefault, change.DropDefault:
-			add(RuleDefault, fmt.Sprintf("%s on %s.%s: %s", c.Kind, c.Table, c.Column, Rules[RuleDefault].Summary))
-		case change.Unknown:
-			add(RuleUnknown, c.Reason+": "+Rules[RuleUnknown].Summary)
-		case change.DropObject:
-			add(RuleDropObject, fmt.Sprintf("drops %s %s: %s", strings.ToLower(c.ObjectType), c.Object, Rules[RuleDropObject].Summary))
-		case change.Reindex:
-			if !c.Concurrently {
-				add(RuleReindex, fmt.Sprintf("reindexes %s without CONCURRENTLY: %s", c.Object, Rules[RuleReindex].Summary))
-			}
-		case change.Data:
-			if c.Table != "" {
-				add(RuleData, fmt.Sprintf("%s of %s: %s", c.Reason, c.Table, Rules[RuleData].Summary))
-			}
+		for _, f := range recipeOf(c.Kind).Lint(c) {
+			add(f.Rule, f.Message)
 		}
 	}
 	return out

@@ -9,10 +9,10 @@ import (
 )
 
 func init() {
-	register(change.CreateIndex, planCreateIndex)
-	register(change.DropIndex, planDropIndex)
-	register(change.AddUnique, planAddUnique)
-	register(change.AddPrimaryKey, planAddUnique)
+	register(change.CreateIndex, createIndex{})
+	register(change.DropIndex, dropIndex{})
+	register(change.AddUnique, addUnique{})
+	register(change.AddPrimaryKey, addUnique{})
 }
 
 // planCreateIndex builds the index CONCURRENTLY, outside a transaction, so
@@ -162,4 +162,81 @@ func truncName(n string) string {
 		return n[:63]
 	}
 	return n
+}
+
+// createIndex: CREATE [UNIQUE] INDEX.
+type createIndex struct{ recipe }
+
+var _ Recipe = createIndex{}
+
+func (createIndex) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planCreateIndex(s, c)
+}
+
+func (createIndex) Lint(c change.Change) []Finding {
+	if c.Concurrently {
+		return nil
+	}
+	return []Finding{lintFinding(RuleIndex, fmt.Sprintf("creates index %s without CONCURRENTLY", c.Constraint))}
+}
+
+// Moves: the classifier records UNIQUE in NotNull; a unique index reads
+// the rows (duplicates fail it), a plain one does not care.
+func (createIndex) Moves(c change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: c.NotNull, CommutesWithData: !c.NotNull, SnapshotShows: true, LocksTable: !c.Concurrently}
+}
+
+func (createIndex) DataChecks(change.Change) []DataCheck {
+	return []DataCheck{{What: DataUniqueIndex}}
+}
+
+// dropIndex: DROP INDEX.
+type dropIndex struct{ recipe }
+
+var _ Recipe = dropIndex{}
+
+func (dropIndex) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planDropIndex(s, c)
+}
+
+func (dropIndex) Lint(c change.Change) []Finding {
+	if c.Concurrently {
+		return nil
+	}
+	return []Finding{lintFinding(RuleDropIndex, fmt.Sprintf("drops index %s without CONCURRENTLY", c.Constraint))}
+}
+
+func (dropIndex) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, SnapshotShows: true, LocksTable: true}
+}
+
+// addUnique: ADD CONSTRAINT ... UNIQUE and ADD PRIMARY KEY: one family,
+// an index built CONCURRENTLY and attached.
+type addUnique struct{ recipe }
+
+var _ Recipe = addUnique{}
+
+func (addUnique) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planAddUnique(s, c)
+}
+
+func (addUnique) Lint(c change.Change) []Finding {
+	if c.Kind == change.AddPrimaryKey {
+		return []Finding{lintFinding(RulePrimaryKey, fmt.Sprintf("adds PRIMARY KEY %s on an existing table", c.Constraint))}
+	}
+	return []Finding{lintFinding(RuleUnique, fmt.Sprintf("adds UNIQUE %s on an existing table", c.Constraint))}
+}
+
+func (addUnique) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, LocksTable: true}
+}
+
+// DataChecks: for ADD UNIQUE the classifier records NULLS NOT DISTINCT in
+// NotNull; a primary key's NULLs are counted apart, so its duplicates
+// leave them out.
+func (addUnique) DataChecks(c change.Change) []DataCheck {
+	if c.Kind == change.AddPrimaryKey {
+		return []DataCheck{{What: DataNulls, Columns: c.Columns, Statement: "ADD PRIMARY KEY"}, {What: DataDuplicates, Columns: c.Columns, NullsDistinct: true}}
+	}
+	return []DataCheck{{What: DataDuplicates, Columns: c.Columns, NullsDistinct: !c.NotNull}}
 }

@@ -8,10 +8,10 @@ import (
 )
 
 func init() {
-	register(change.SetNotNull, planSetNotNull)
-	register(change.DropNotNull, planColumnMetadata)
-	register(change.SetDefault, planColumnMetadata)
-	register(change.DropDefault, planColumnMetadata)
+	register(change.SetNotNull, setNotNull{})
+	register(change.DropNotNull, columnMetadata{})
+	register(change.SetDefault, columnMetadata{})
+	register(change.DropDefault, columnMetadata{})
 }
 
 // planSetNotNull: with a fill value (change spec), expand sets it as the
@@ -90,4 +90,56 @@ func noOp(why string) *fragment {
 	f := newFragment()
 	f.findings = append(f.findings, Finding{Rule: RuleNoOp, Severity: Info, Message: why})
 	return f
+}
+
+// setNotNull: ALTER COLUMN ... SET NOT NULL (and the change spec's, with a
+// fill value).
+type setNotNull struct{ recipe }
+
+var _ Recipe = setNotNull{}
+
+func (setNotNull) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planSetNotNull(s, c)
+}
+
+func (setNotNull) Lint(c change.Change) []Finding {
+	if c.Fill != "" {
+		return nil
+	}
+	return []Finding{lintFinding(RuleSetNotNull, fmt.Sprintf("sets %s.%s NOT NULL", c.Table, c.Column))}
+}
+
+func (setNotNull) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, ReadsData: true, SnapshotShows: true, LocksTable: true}
+}
+
+// DataChecks: a change spec with a fill value backfills the NULLs first.
+func (setNotNull) DataChecks(c change.Change) []DataCheck {
+	if c.Fill != "" {
+		return nil
+	}
+	return []DataCheck{{What: DataNulls, Columns: []string{c.Column}, Statement: "SET NOT NULL"}}
+}
+
+// columnMetadata: DROP NOT NULL, SET DEFAULT and DROP DEFAULT: one family of
+// catalogue-only changes, planned by planColumnMetadata.
+type columnMetadata struct{ recipe }
+
+var _ Recipe = columnMetadata{}
+
+func (columnMetadata) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planColumnMetadata(s, c)
+}
+
+func (columnMetadata) Lint(c change.Change) []Finding {
+	if c.Kind == change.DropNotNull {
+		return nil
+	}
+	return []Finding{lintFinding(RuleDefault, fmt.Sprintf("%s on %s.%s", c.Kind, c.Table, c.Column))}
+}
+
+// Moves: catalogue only, so deferrable with a note of when N+1 may rely on
+// it (deferredNote), and indifferent to rows.
+func (columnMetadata) Moves(change.Change) Moves {
+	return Moves{Deferrable: true, CommutesWithData: true, SnapshotShows: true, LocksTable: true}
 }

@@ -478,64 +478,20 @@ func (f *fragment) shift(to int) {
 	f.irreversible[k] = f.irreversible[k] || irreversible
 }
 
-// travels tells data statements that move with the later change they
-// prepare.
-func travels(c change.Change) bool {
-	return c.Kind == change.Data && c.Table != "" && !strings.HasPrefix(c.Reason, "inserts")
-}
-
-// readsData tells changes whose outcome depends on the rows present when
-// they run: a data statement that prepares one must run right before it.
-func readsData(c change.Change) bool {
-	switch c.Kind {
-	case change.SetNotNull, change.AddCheck, change.AddUnique, change.AddPrimaryKey, change.AddForeignKey,
-		change.DropColumn, change.DropTable, change.ChangeType, change.SplitColumn, change.MergeColumns,
-		change.RemoveEnumValue, change.RenameEnumValue:
-		return true
-	case change.CreateIndex:
-		return c.NotNull // unique
-	}
-	return false
-}
-
-// commutesWithData tells changes whose outcome does not depend on the rows:
-// an earlier data statement on the same column need not run before them.
-func commutesWithData(c change.Change) bool {
-	switch c.Kind {
-	case change.SetDefault, change.DropDefault, change.DropNotNull, change.AddColumn:
-		return true
-	case change.CreateIndex:
-		return !c.NotNull
-	case change.Safe:
-		return c.Aside
-	}
-	return false
-}
-
 // deferrable tells changes that give N+1 nothing it needs before contract,
-// so they may run later than their recipe's first phase.
+// so they may run later than their recipe's first phase: its kind says so,
+// and its plan keeps no column in sync, fills none, and has no step that is
+// early for N+1's sake (a dropped column's DROP NOT NULL).
 func deferrable(u *unit) bool {
-	if len(u.f.syncs) > 0 || len(u.f.backfills) > 0 {
+	if len(u.f.syncs) > 0 || len(u.f.backfills) > 0 || u.f.needsEarly {
 		return false
 	}
-	switch u.c.Kind {
-	case change.DropColumn:
-		// Its expand step lets N+1 insert rows without the column.
-		return len(u.f.steps[Expand]) == 0
-	case change.DropNotNull, change.SetDefault, change.ChangeType:
-		// Catalogue only (a type change without syncs is one that does not
-		// rewrite); N+1 is told it may rely on them after the phase they
-		// move to (deferredNote).
-		return true
-	case change.DropTable, change.DropIndex, change.DropObject, change.SetNotNull, change.DropDefault,
-		change.AddForeignKey, change.AddCheck, change.AddUnique, change.AddPrimaryKey, change.CreateIndex,
-		change.Reindex, change.RenameEnumValue, change.Data:
-		return true
-	case change.Safe:
-		return u.c.Aside
-	}
-	return false
+	return recipeOf(u.c.Kind).Moves(u.c).Deferrable
 }
+
+func travels(c change.Change) bool          { return recipeOf(c.Kind).Moves(c).Travels }
+func readsData(c change.Change) bool        { return recipeOf(c.Kind).Moves(c).ReadsData }
+func commutesWithData(c change.Change) bool { return recipeOf(c.Kind).Moves(c).CommutesWithData }
 
 // order applies the rules above until nothing moves.
 func order(units []*unit) error {

@@ -271,6 +271,9 @@ type fragment struct {
 	// late are contract statements that must run after the dual-write
 	// triggers are gone (they run in a transaction of their own).
 	late []Statement
+	// needsEarly marks a plan with a step N+1 needs before contract (a
+	// dropped column's DROP NOT NULL): the change cannot be moved later.
+	needsEarly bool
 }
 
 func newFragment() *fragment {
@@ -291,14 +294,6 @@ func (f *fragment) merge(o *fragment) {
 	f.findings = append(f.findings, o.findings...)
 	f.late = append(f.late, o.late...)
 }
-
-// planner plans one change kind.
-type planner func(s *schema.Snapshot, c change.Change) (*fragment, error)
-
-// catalogue maps each change kind to its planner; one file per kind.
-var catalogue = map[change.Kind]planner{}
-
-func register(k change.Kind, p planner) { catalogue[k] = p }
 
 // Options change how Build plans.
 type Options struct {

@@ -7,7 +7,7 @@ import (
 	"github.com/phasekit/phasekit/schema"
 )
 
-func init() { register(change.RenameColumn, planRenameColumn) }
+func init() { register(change.RenameColumn, renameColumn{}) }
 
 // planRenameColumn: N uses the old name, N+1 the new one. A new column is kept
 // equal to the old one by a trigger while both run; contract drops that copy
@@ -47,4 +47,27 @@ func planRenameColumn(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	f.deploy = fmt.Sprintf("N+1 reads and writes %s.%s", tn, c.NewName)
 	f.findings = append(f.findings, functionFindings(s, t, []string{col.Name})...)
 	return f, nil
+}
+
+// renameColumn: ALTER TABLE ... RENAME COLUMN.
+type renameColumn struct{ recipe }
+
+var _ Recipe = renameColumn{}
+
+func (renameColumn) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planRenameColumn(s, c)
+}
+
+func (renameColumn) Lint(c change.Change) []Finding {
+	return []Finding{lintFinding(RuleRenameColumn, fmt.Sprintf("renames %s.%s to %s", c.Table, c.Column, c.NewName))}
+}
+
+func (renameColumn) Moves(change.Change) Moves { return Moves{LocksTable: true} }
+
+func (renameColumn) OldShapes(c change.Change) ([]Shape, []string) {
+	return []Shape{{Table: c.Table, Column: c.Column}}, nil
+}
+
+func (renameColumn) Title(c change.Change) string {
+	return fmt.Sprintf("Rename %s.%s to %s", c.Table, c.Column, c.NewName)
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/phasekit/phasekit/schema"
 )
 
-func init() { register(change.RenameTable, planRenameTable) }
+func init() { register(change.RenameTable, renameTable{}) }
 
 // planRenameTable renames the table and, in the same transaction, leaves a
 // view under the old name. A view over one table with plain columns is
@@ -48,4 +48,27 @@ func planRenameTable(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		fmt.Sprintf("DROP VIEW %s", qq(oldQ)), view))
 	f.deploy = fmt.Sprintf("N+1 uses table %s", newQ)
 	return f, nil
+}
+
+// renameTable: ALTER TABLE ... RENAME TO.
+type renameTable struct{ recipe }
+
+var _ Recipe = renameTable{}
+
+func (renameTable) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planRenameTable(s, c)
+}
+
+func (renameTable) Lint(c change.Change) []Finding {
+	return []Finding{lintFinding(RuleRenameTable, fmt.Sprintf("renames %s to %s", c.Table, c.NewName))}
+}
+
+func (renameTable) Moves(change.Change) Moves { return Moves{LocksTable: true} }
+
+func (renameTable) OldShapes(c change.Change) ([]Shape, []string) {
+	return []Shape{{Table: c.Table}}, nil
+}
+
+func (renameTable) Title(c change.Change) string {
+	return fmt.Sprintf("Rename %s to %s", c.Table, c.NewName)
 }

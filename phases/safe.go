@@ -9,9 +9,10 @@ import (
 )
 
 func init() {
-	register(change.Safe, planPassThrough)
-	register(change.CreateTable, planPassThrough)
-	register(change.Unknown, planPassThrough)
+	register(change.Safe, passThrough{})
+	register(change.CreateTable, passThrough{})
+	register(change.Unknown, passThrough{})
+	register(change.SessionSetting, sessionSetting{})
 }
 
 // planPassThrough runs a statement as written in expand: it is already safe
@@ -168,3 +169,37 @@ func findConstraint(s *schema.Snapshot, table, name string) *schema.Constraint {
 	}
 	return nil
 }
+
+// passThrough: statements run as written in expand: safe ones (CREATE
+// TABLE, new objects, comments, grants...) and unknown ones, which lint
+// flags for review.
+type passThrough struct{ recipe }
+
+var _ Recipe = passThrough{}
+
+func (passThrough) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planPassThrough(s, c)
+}
+
+func (passThrough) Lint(c change.Change) []Finding {
+	if c.Kind != change.Unknown {
+		return nil
+	}
+	return []Finding{lintFinding(RuleUnknown, c.Reason)}
+}
+
+// Moves: a safe statement that changes nothing an app relies on (Aside)
+// may move and does not care about rows.
+func (passThrough) Moves(c change.Change) Moves {
+	return Moves{Deferrable: c.Kind == change.Safe && c.Aside, CommutesWithData: c.Kind == change.Safe && c.Aside}
+}
+
+func (passThrough) Title(c change.Change) string { return c.SQL }
+
+// sessionSetting: SET and transaction control; nothing to plan (phasekit
+// decides each phase's settings and transactions).
+type sessionSetting struct{ recipe }
+
+var _ Recipe = sessionSetting{}
+
+func (sessionSetting) Title(change.Change) string { return "" }

@@ -9,8 +9,8 @@ import (
 )
 
 func init() {
-	register(change.SplitColumn, planSplitColumn)
-	register(change.MergeColumns, planMergeColumns)
+	register(change.SplitColumn, splitColumn{})
+	register(change.MergeColumns, mergeColumns{})
 }
 
 // planSplitColumn: one old column becomes several new ones; N writes the old
@@ -56,4 +56,38 @@ func planMergeColumns(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	f.deploy = fmt.Sprintf("N+1 reads and writes %s.%s", t.QName(), c.Into[0].Name)
 	return f, nil
+}
+
+// splitColumn: the change spec's split_column.
+type splitColumn struct{ recipe }
+
+var _ Recipe = splitColumn{}
+
+func (splitColumn) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planSplitColumn(s, c)
+}
+
+func (splitColumn) Moves(change.Change) Moves { return Moves{ReadsData: true} }
+
+func (splitColumn) OldShapes(c change.Change) ([]Shape, []string) {
+	return []Shape{{Table: c.Table, Column: c.Column}}, nil
+}
+
+// mergeColumns: the change spec's merge_columns.
+type mergeColumns struct{ recipe }
+
+var _ Recipe = mergeColumns{}
+
+func (mergeColumns) Plan(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	return planMergeColumns(s, c)
+}
+
+func (mergeColumns) Moves(change.Change) Moves { return Moves{ReadsData: true} }
+
+func (mergeColumns) OldShapes(c change.Change) ([]Shape, []string) {
+	var out []Shape
+	for _, col := range c.From {
+		out = append(out, Shape{Table: c.Table, Column: col})
+	}
+	return out, nil
 }

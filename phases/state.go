@@ -214,11 +214,7 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 			Why: fmt.Sprintf("%s %s is created again later in this migration: a replacement, run as written", c.ObjectType, c.Object)})
 		return f, nil
 	}
-	plan, ok := catalogue[c.Kind]
-	if !ok {
-		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("no planner for change kind %s", c.Kind)}
-	}
-	return plan(s, c)
+	return recipeOf(c.Kind).Plan(s, c)
 }
 
 // allNew tells whether every column is added by this migration without a

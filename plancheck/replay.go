@@ -142,7 +142,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
 			// Building or dropping an index that is (not) there: nothing.
-			obs[i].NoOp = (c.Kind == change.CreateIndex || c.Kind == change.DropIndex) && sameSchema(rp.current, after)
+			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(rp.current, after)
 		}
 		rp.current = after
 		return obs, nil
@@ -189,7 +189,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			}
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
-			obs[i].NoOp = snapshotCovers(c.Kind) && sameSchema(cur, after)
+			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(cur, after)
 			cur = after
 		}
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_replay"); err != nil {
@@ -223,7 +223,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 		obs[0].Rewritten = rewritten(rel0, rel1)
 		// ALTER TABLE takes a transaction id even when it skips (IF NOT
 		// EXISTS, SET NOT NULL on a NOT NULL column): the snapshot tells.
-		obs[0].NoOp = xid == nil || snapshotCovers(changes[0].Kind) && sameSchema(rp.current, after)
+		obs[0].NoOp = xid == nil || phases.SnapshotShows(changes[0]) && sameSchema(rp.current, after)
 	} else if xid == nil {
 		for i := range obs {
 			obs[i].NoOp = true
@@ -250,7 +250,7 @@ func execAroundViews(ctx context.Context, tx pgx.Tx, sql string, changes []chang
 	var views []*schema.View
 	seen := map[string]bool{}
 	for _, c := range changes {
-		if c.Kind != change.ChangeType {
+		if c.Column == "" {
 			continue
 		}
 		for _, v := range current.ViewsUsing(c.Table, c.Column) {
@@ -283,17 +283,6 @@ func execAroundViews(ctx context.Context, tx pgx.Tx, sql string, changes []chang
 		}
 	}
 	return nil
-}
-
-// snapshotCovers tells the kinds whose whole effect a Snapshot shows, so
-// that an unchanged snapshot means the change did nothing.
-func snapshotCovers(k change.Kind) bool {
-	switch k {
-	case change.AddColumn, change.DropColumn, change.SetNotNull, change.DropNotNull, change.SetDefault,
-		change.DropDefault, change.CreateIndex, change.DropIndex, change.DropTable:
-		return true
-	}
-	return false
 }
 
 // sameSchema compares two snapshots, row estimates and sizes aside.

@@ -3,11 +3,11 @@ package report
 import (
 	"context"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/schema"
 )

@@ -3,7 +3,6 @@ package report
 import (
 	_ "embed"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"html"
 	"html/template"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
 )
 

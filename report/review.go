@@ -275,31 +275,7 @@ func title(p *phases.Plan) string {
 	return strings.Join(parts, "; ")
 }
 
-func describeChange(c change.Change) string {
-	col := c.Table
-	if c.Column != "" {
-		col += "." + c.Column
-	}
-	switch c.Kind {
-	case change.SessionSetting:
-		return ""
-	case change.RenameColumn, change.RenameTable:
-		return fmt.Sprintf("Rename %s to %s", col, c.NewName)
-	case change.ChangeType:
-		if c.NewName != "" {
-			return fmt.Sprintf("Change %s to %s %s", col, c.NewName, c.Type)
-		}
-		return fmt.Sprintf("Change %s to %s", col, c.Type)
-	case change.RenameEnumValue:
-		return fmt.Sprintf("Rename value %q of %s to %q", c.Value, c.Enum, c.NewName)
-	case change.RemoveEnumValue:
-		return fmt.Sprintf("Remove value %q from %s", c.Value, c.Enum)
-	case change.Safe, change.Unknown, change.CreateTable:
-		return cell(c.SQL)
-	}
-	words := strings.ReplaceAll(string(c.Kind), "_", " ")
-	return strings.ToUpper(words[:1]) + words[1:] + " " + strings.TrimSpace(col)
-}
+func describeChange(c change.Change) string { return cell(phases.Title(c)) }
 
 // tables fills in the relations the plan touches, with their sizes.
 func (b *builder) tables() {

@@ -3,11 +3,11 @@ package report
 import (
 	"bufio"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"io"
 	"strings"
 
 	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
 )
 

@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"github.com/phasekit/phasekit/internal/human"
 	"sort"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"

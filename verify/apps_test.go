@@ -3,7 +3,6 @@ package verify_test
 import (
 	"context"
 	"errors"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"os"
 	"os/exec"
@@ -19,6 +17,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // CopyOptions says where CopyData takes the data from and what it changes on

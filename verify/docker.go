@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"net"
 	"net/netip"
@@ -27,6 +26,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // DockerOptions configures StartDocker.

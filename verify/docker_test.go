@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // requireDocker skips the test when Docker or image is unusable; with

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"sort"
 	"strings"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // DumpSchema returns pg_dump --schema-only of a database, leaving out

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/compat/outcome"
 )
 
 // ErrBadCopyOption marks a --mask or --subset value that cannot be used: it

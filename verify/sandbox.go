@@ -3,13 +3,14 @@ package verify
 import (
 	"context"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"io"
 	"net/url"
 	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // Sandbox is a PostgreSQL server phasekit may create and drop databases on:

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/compat/outcome"
 )
 
 // Subset keeps only the rows of one table that match a condition; rows of

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // ZetaOptions configure RunZeta: one frontend against one backend.

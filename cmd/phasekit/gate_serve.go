@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/gate"
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 // stopSignals end gate serve gracefully. A variable because pgtest.Main

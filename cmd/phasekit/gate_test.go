@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/phasekit/phasekit/gate"
 	"github.com/phasekit/phasekit/gate/promtest"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/internal/dbconn"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/lint"
 	"github.com/phasekit/phasekit/phases"
 )

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/phasekit/phasekit/compat/outcome"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/compat/outcome"
+	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/report"

@@ -2,9 +2,10 @@ package dbconn_test
 
 import (
 	"errors"
-	"github.com/phasekit/phasekit/internal/dbconn"
 	"strings"
 	"testing"
+
+	"github.com/phasekit/phasekit/internal/dbconn"
 )
 
 func TestRedact(t *testing.T) {
