@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/phasekit/phasekit/internal/dbconn"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
-	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/schema"
 	"github.com/phasekit/phasekit/verify"
 )
@@ -157,47 +155,4 @@ func snapshot(ctx context.Context, c *cli.Context, required bool) (*schema.Snaps
 		return nil, badInput(errors.New("no schema: pass --schema FILE (a pg_dump --schema-only file) or --dsn / DATABASE_URL"))
 	}
 	return nil, nil
-}
-
-func specSchemaCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "spec-schema",
-		Usage:     "print the JSON Schema of the change spec (default) or of pipeline.yaml, for editors",
-		ArgsUsage: "[change|pipeline]",
-		Action: func(c *cli.Context) error {
-			switch c.Args().First() {
-			case "", "change":
-				_, err := c.App.Writer.Write(change.SpecJSONSchema())
-				return err
-			case "pipeline":
-				b, err := pipeline.JSONSchema()
-				if err != nil {
-					return err
-				}
-				_, err = c.App.Writer.Write(b)
-				return err
-			default:
-				return badInput(fmt.Errorf("spec-schema %q: want change or pipeline", c.Args().First()))
-			}
-		},
-	}
-}
-
-func inspectCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "inspect",
-		Usage: "print the schema snapshot the planner sees, as JSON",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file (loaded into a throwaway local cluster)"},
-		},
-		Action: func(c *cli.Context) error {
-			snap, err := snapshot(c.Context, c, true)
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(c.App.Writer)
-			enc.SetIndent("", "  ")
-			return enc.Encode(snap)
-		},
-	}
 }
