@@ -112,3 +112,24 @@ func FuzzParseSpec(f *testing.F) {
 		_, _ = ParseSpec("f.yaml", src)
 	})
 }
+
+// Relations names every table a statement touches, the targets of INSERT,
+// UPDATE and DELETE included: those are RangeVars held directly by the
+// statement, not wrapped in a Node, and a walk over Nodes alone missed them
+// (an INSERT then ran before the SET DEFAULT it depends on).
+func TestRelationsIncludeDMLTargets(t *testing.T) {
+	for src, want := range map[string]string{
+		"INSERT INTO t18 (id) VALUES (1) ON CONFLICT DO NOTHING": "public.t18",
+		"UPDATE s.t SET a = 1":                       "s.t",
+		"DELETE FROM t WHERE a IN (SELECT b FROM u)": "public.t public.u",
+		"ALTER TABLE t ALTER COLUMN a SET DEFAULT 1": "public.t",
+	} {
+		m, err := ParseSQL("m.sql", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(m.Changes[0].Relations, " "); got != want {
+			t.Errorf("%s: relations %q, want %q", src, got, want)
+		}
+	}
+}

@@ -712,8 +712,8 @@ func autocommit(n *pg.Node) bool {
 func relations(n *pg.Node) []string {
 	var out []string
 	seen := map[string]bool{}
-	walk(n, func(x *pg.Node) {
-		if rv := x.GetRangeVar(); rv != nil {
+	walkMessages(n, func(x any) {
+		if rv, ok := x.(*pg.RangeVar); ok {
 			if name := rangeVarName(rv); !seen[name] {
 				seen[name] = true
 				out = append(out, name)

@@ -63,6 +63,16 @@ func deparseArgs(args []*pg.Node) string {
 // listed once, and reading them costs a few loads instead of protoreflect's
 // per-field Value boxing, several times faster on a whole migration file.
 func walk(n *pg.Node, f func(*pg.Node)) {
+	walkMessages(n, func(m any) {
+		if node, ok := m.(*pg.Node); ok {
+			f(node)
+		}
+	})
+}
+
+// walkMessages calls f with every message under n, n included: the nodes and
+// the messages held directly (an INSERT's target RangeVar is no Node).
+func walkMessages(n *pg.Node, f func(any)) {
 	if n == nil {
 		return
 	}
@@ -70,13 +80,11 @@ func walk(n *pg.Node, f func(*pg.Node)) {
 }
 
 // walkValue walks a pointer to a message struct.
-func walkValue(p reflect.Value, f func(*pg.Node)) {
+func walkValue(p reflect.Value, f func(any)) {
 	if p.IsNil() {
 		return
 	}
-	if node, ok := p.Interface().(*pg.Node); ok {
-		f(node)
-	}
+	f(p.Interface())
 	s := p.Elem()
 	for _, c := range childFields(s.Type()) {
 		v := s.Field(c.index)

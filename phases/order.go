@@ -520,7 +520,7 @@ func order(units []*unit) error {
 			}
 			if by >= 0 {
 				u.f.shift(target)
-				u.f.findings = append(u.f.findings, Finding{Rule: RuleDataTravels, Severity: Info,
+				u.f.findings = append(u.f.findings, Finding{Rule: RuleDataTravels, Severity: Info, Pos: u.c.Pos,
 					Message: fmt.Sprintf("runs in %s, right before the %s at %s it prepares, so rows N writes until then are included", Order[target], units[by].c.Kind, units[by].c.Pos)})
 				changed = true
 			}
@@ -557,7 +557,7 @@ func order(units []*unit) error {
 					kindWords(u.c), what, kindWords(prev.c), prev.c.Pos, Order[floor])}
 			}
 			u.f.shift(floor)
-			u.f.findings = append(u.f.findings, Finding{Rule: RuleDeferred, Severity: Info,
+			u.f.findings = append(u.f.findings, Finding{Rule: RuleDeferred, Severity: Info, Pos: u.c.Pos,
 				Message: fmt.Sprintf("runs in %s, not %s: it touches %s, which the %s at %s changes in %s", Order[floor], Order[first], what, kindWords(units[by].c), units[by].c.Pos, Order[floor])})
 			if note := deferredNote(u.c, Order[floor]); note != "" {
 				u.f.deploy = note
