@@ -18,6 +18,7 @@ import (
 	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/internal/human"
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/throttle"
 )
 
 // ErrNoBackfillKey is wrapped by the error Backfill refuses a table with when
@@ -40,6 +41,10 @@ type CursorStore interface {
 	// rows walked so far (earlier runs included).
 	Save(ctx context.Context, tx pgx.Tx, cursor []string, upper []string, rows int64) error
 }
+
+// guardRecorder is implemented by stores that keep what the latency guard
+// did with the cursor: Backfill calls RecordGuard before each Save.
+type guardRecorder interface{ RecordGuard(throttle.Stats) }
 
 // backfillCommitter is implemented by stores that keep the cursor outside the
 // database: Backfill calls Committed once the batch's transaction committed,
@@ -116,6 +121,19 @@ type BackfillOptions struct {
 	// TTY draws a bar with rows/s and ETA, redrawn in place; otherwise a
 	// plain line is written every few seconds.
 	TTY bool
+	// Guard, when set, holds the backfill to what the application feels:
+	// a probe times a tiny committed write every few milliseconds, and the
+	// rows/s follow its p99 against the p99 measured before the backfill
+	// (package throttle). nil: no guard. MaxRowsPerSecond caps its rate.
+	Guard *throttle.Config
+	// Probe is the guard's probe; nil is a throttle.PGProbe on a connection
+	// of its own running ProbeSQL (empty: throttle.DefaultProbeSQL).
+	Probe    throttle.Probe
+	ProbeSQL string
+	// GuardFromRows is the fewest rows left to walk (by the planner's
+	// estimate) for which the guard runs: below, the backfill is over in
+	// about the time the probe's baseline takes (default 100,000; -1: always).
+	GuardFromRows int64
 	// Clock and Sleep stand in for time.Now and a context-aware sleep.
 	Clock func() time.Time
 	Sleep func(context.Context, time.Duration) error
@@ -137,6 +155,8 @@ type BackfillResult struct {
 	Remaining int64
 	// Resumed is true when the run continued from a saved cursor.
 	Resumed bool
+	// Guard is what the latency guard did (nil when it was off).
+	Guard *throttle.Stats
 }
 
 // DefaultBatchTarget is how long a backfill batch aims to take.
@@ -169,6 +189,9 @@ func (o BackfillOptions) withDefaults() BackfillOptions {
 	}
 	if o.InitialBatch <= 0 {
 		o.InitialBatch = 1000
+	}
+	if o.GuardFromRows == 0 {
+		o.GuardFromRows = 100_000
 	}
 	if o.LagPoll <= 0 {
 		o.LagPoll = time.Second
@@ -240,9 +263,24 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep,
 		}
 	}
 
-	p := newBackfillProgress(opts, step.Table, b.estimate(ctx, walked), walked, start)
+	estimate := b.estimate(ctx, walked)
+	p := newBackfillProgress(opts, step.Table, estimate, walked, start)
 	if upper != nil {
-		if err := b.run(ctx, p, res, cursor, upper); err != nil {
+		if opts.Guard != nil && estimate-walked < opts.GuardFromRows {
+			p.logf("guard: off, about %d rows left: fewer than %d, so done about as fast as the probe measures its baseline", estimate-walked, opts.GuardFromRows)
+		} else if opts.Guard != nil {
+			stop, err := b.startGuard(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
+		err := b.run(ctx, p, res, cursor, upper)
+		if b.guard != nil {
+			st := b.guard.Stats()
+			res.Guard = &st
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -258,6 +296,34 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep,
 	return res, nil
 }
 
+// startGuard measures the probe alone, then starts the guard; stop ends the
+// probe.
+func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop func(), err error) {
+	o := b.opts
+	cfg := *o.Guard
+	if o.MaxRowsPerSecond > 0 && (cfg.MaxRate <= 0 || o.MaxRowsPerSecond < cfg.MaxRate) {
+		cfg.MaxRate = o.MaxRowsPerSecond
+	}
+	probe, closeProbe := o.Probe, func() {}
+	if probe == nil {
+		pg, err := throttle.NewPGProbe(ctx, b.pool.Config().ConnConfig, o.ProbeSQL)
+		if err != nil {
+			return nil, fmt.Errorf("backfill %s: %w (--max-latency-ratio 0 runs without the guard)", b.step.Table, err)
+		}
+		probe, closeProbe = pg, func() { pg.Close(ctx) }
+	}
+	g, err := throttle.Start(ctx, probe, cfg, o.Clock, o.Sleep)
+	if err != nil {
+		closeProbe()
+		return nil, fmt.Errorf("backfill %s: guard: %w (--max-latency-ratio 0 runs without the guard)", b.step.Table, err)
+	}
+	b.guard = g
+	p.guard = g.Stats
+	st := g.Stats()
+	p.logf("guard: the probe's p99 alone is %s; holding it under %s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond))
+	return func() { g.Stop(); closeProbe() }, nil
+}
+
 // backfillKeyColumn is a column of the keyset key and its SQL type; cursor values
 // travel as text and are cast back to that type.
 type backfillKeyColumn struct {
@@ -271,6 +337,7 @@ type backfiller struct {
 	opts  BackfillOptions
 	table string // quoted
 	key   []backfillKeyColumn
+	guard *throttle.Guard // nil: off
 
 	upperSQL                   string
 	nextSQL, nextFirstSQL      string // find a batch's last key: after a cursor, from the start
@@ -515,7 +582,17 @@ func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *Backfill
 			return nil
 		}
 		n = backfillNextSize(n, br.keys, took, o)
-		if o.MaxRowsPerSecond > 0 {
+		if b.guard != nil {
+			wait, slowed := b.guard.Pace(br.keys, took)
+			if slowed {
+				p.slowed(b.guard.Stats())
+			}
+			if wait > 0 {
+				if err := o.Sleep(ctx, wait); err != nil {
+					return fmt.Errorf("backfill %s (batch %d): guard: %w", b.step.Table, batch, err)
+				}
+			}
+		} else if o.MaxRowsPerSecond > 0 {
 			// Sleep until the rows walked so far fit the rate since the run
 			// started, so short sleeps and slow batches even out.
 			due := time.Duration(float64(res.Walked-walkedAtStart) / o.MaxRowsPerSecond * float64(time.Second))
@@ -572,6 +649,9 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 	}
 	br.updated = tag.RowsAffected()
 	br.last = last
+	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
+		r.RecordGuard(b.guard.Stats())
+	}
 	if err := b.store.Save(ctx, tx, last, upper, walked+br.keys); err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
@@ -683,6 +763,10 @@ type backfillProgress struct {
 	start, last time.Time
 	fromWalked  int64 // rows walked before this run
 	drawn       bool  // a bar is on the current line
+	// guard reports the latency guard's state (nil: no guard).
+	guard     func() throttle.Stats
+	lastSlow  time.Time
+	slowsSeen int
 }
 
 func newBackfillProgress(o BackfillOptions, table string, total, walked int64, start time.Time) *backfillProgress {
@@ -728,11 +812,29 @@ func (p *backfillProgress) update(walked int64) {
 		p.drawn = true
 		return
 	}
-	if p.total > 0 {
-		fmt.Fprintf(p.w, "backfill %s: %d of ~%d rows (%.0f%%), %.0f rows/s, ETA %s\n", p.table, walked, total, 100*float64(walked)/float64(total), rate, eta)
-	} else {
-		fmt.Fprintf(p.w, "backfill %s: %d rows, %.0f rows/s\n", p.table, walked, rate)
+	guard := ""
+	if p.guard != nil {
+		guard = "; " + p.guard().Line()
 	}
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "backfill %s: %d of ~%d rows (%.0f%%), %.0f rows/s, ETA %s%s\n", p.table, walked, total, 100*float64(walked)/float64(total), rate, eta, guard)
+	} else {
+		fmt.Fprintf(p.w, "backfill %s: %d rows, %.0f rows/s%s\n", p.table, walked, rate, guard)
+	}
+}
+
+// slowed logs that the guard slowed the backfill down, at most once per
+// progress interval (the count covers the ones in between).
+func (p *backfillProgress) slowed(st throttle.Stats) {
+	p.slowsSeen++
+	now := p.clock()
+	if !p.lastSlow.IsZero() && now.Sub(p.lastSlow) < backfillPlainEvery {
+		return
+	}
+	p.lastSlow = now
+	p.logf("guard: probe p99 %s above %s: down to %.0f rows/s (%d slowdown(s) since the last line)",
+		st.P99.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), st.Rate, p.slowsSeen)
+	p.slowsSeen = 0
 }
 
 // logf writes a log line, below the bar if one is drawn.
@@ -750,4 +852,9 @@ func (p *backfillProgress) logf(format string, args ...any) {
 func (p *backfillProgress) finish(res *BackfillResult) {
 	p.logf("done: %d rows updated, %d walked, in %d batches, %s; verify: %d rows differ",
 		res.Rows, res.Walked, res.Batches, res.Elapsed.Round(time.Millisecond), res.Remaining)
+	if res.Guard != nil {
+		g := res.Guard
+		p.logf("guard: probe p99 peaked at %s (limit %s, baseline %s); %d slowdown(s), %s paused, last rate %.0f rows/s, %d probes (%d failed)",
+			g.Peak.Round(10*time.Microsecond), g.Limit.Round(10*time.Microsecond), g.Baseline.Round(10*time.Microsecond), g.Decreases, g.Paused.Round(time.Millisecond), g.Rate, g.Samples, g.Failures)
+	}
 }

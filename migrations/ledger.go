@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/throttle"
 )
 
 // Phase states in the ledger.
@@ -67,6 +68,9 @@ CREATE TABLE IF NOT EXISTS phasekit.steps (
 -- remaining is the count of the backfill's verify query; verified_at says
 -- when it ran (ledgers older than the contract gate lack the column).
 ALTER TABLE phasekit.backfills ADD COLUMN IF NOT EXISTS verified_at timestamptz;
+-- guard is what the latency guard did, saved with each batch's cursor
+-- (throttle.Stats: baseline and probe p99, limit, rate, slowdowns, pauses).
+ALTER TABLE phasekit.backfills ADD COLUMN IF NOT EXISTS guard jsonb;
 CREATE TABLE IF NOT EXISTS phasekit.deploys (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   app         text NOT NULL,
@@ -150,6 +154,23 @@ type BackfillStatus struct {
 	Remaining  *int64     `json:"remaining,omitempty"`
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 	UpdatedAt  time.Time  `json:"updated_at"`
+	// Guard is what the latency guard did, as of the last batch (nil when
+	// the backfill ran without it).
+	Guard *GuardStatus `json:"guard,omitempty"`
+}
+
+// GuardStatus is the latency guard's record in the ledger (throttle.Stats,
+// durations in milliseconds).
+type GuardStatus struct {
+	BaselineP99 float64 `json:"baseline_p99_ms"`
+	Limit       float64 `json:"limit_ms"`
+	ProbeP99    float64 `json:"probe_p99_ms"`
+	PeakP99     float64 `json:"peak_p99_ms"`
+	Rate        float64 `json:"rate"`
+	Decreases   int     `json:"decreases"`
+	Paused      float64 `json:"paused_ms"`
+	Samples     int     `json:"samples"`
+	Failures    int     `json:"failures"`
 }
 
 // PlanStatus is a plan's state in the ledger.
@@ -182,7 +203,7 @@ func (s PlanStatus) InFlight() bool {
 // blocks) a backfill batch holding a row of phasekit.backfills. Name here
 // whatever ledgerDDL adds next.
 const ledgerCurrent = `SELECT to_regclass('phasekit.app_versions') IS NOT NULL AND to_regclass('phasekit.overrides') IS NOT NULL AND to_regclass('phasekit.deploys_place') IS NOT NULL
-	AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('phasekit.backfills') AND attname = 'verified_at' AND NOT attisdropped)`
+	AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('phasekit.backfills') AND attname = 'guard' AND NOT attisdropped)`
 
 func ensureLedger(ctx context.Context, conn *pgx.Conn) error {
 	var current bool
@@ -256,14 +277,18 @@ func Status(ctx context.Context, conn *pgx.Conn, hash string) ([]PlanStatus, err
 	}
 	// A ledger made before the contract gate has neither verified_at nor
 	// overrides until the next apply adds them; Status only reads.
-	var verified, overrides bool
+	var verified, guarded, overrides bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'phasekit.backfills'::regclass AND attname = 'verified_at' AND NOT attisdropped),
-		to_regclass('phasekit.overrides') IS NOT NULL`).Scan(&verified, &overrides); err != nil {
+		EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'phasekit.backfills'::regclass AND attname = 'guard' AND NOT attisdropped),
+		to_regclass('phasekit.overrides') IS NOT NULL`).Scan(&verified, &guarded, &overrides); err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
-	verifiedAt := "NULL::timestamptz"
+	verifiedAt, guard := "NULL::timestamptz", "NULL::jsonb"
 	if verified {
 		verifiedAt = "verified_at"
+	}
+	if guarded {
+		guard = "guard"
 	}
 	for i := range plans {
 		rows, err := conn.Query(ctx, `SELECT position, kind, state, started_at, finished_at, coalesce(host, ''), coalesce(os_user, ''), coalesce(version, ''), coalesce(error, '')
@@ -279,13 +304,13 @@ func Status(ctx context.Context, conn *pgx.Conn, hash string) ([]PlanStatus, err
 		if err != nil {
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
-		rows, err = conn.Query(ctx, `SELECT idx, table_name, cursor, upper, rows, remaining, `+verifiedAt+`, updated_at FROM phasekit.backfills WHERE hash = $1 ORDER BY idx`, plans[i].Hash)
+		rows, err = conn.Query(ctx, `SELECT idx, table_name, cursor, upper, rows, remaining, `+verifiedAt+`, updated_at, `+guard+` FROM phasekit.backfills WHERE hash = $1 ORDER BY idx`, plans[i].Hash)
 		if err != nil {
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
 		plans[i].Backfills, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BackfillStatus, error) {
 			var b BackfillStatus
-			err := r.Scan(&b.Index, &b.Table, &b.Cursor, &b.Upper, &b.Rows, &b.Remaining, &b.VerifiedAt, &b.UpdatedAt)
+			err := r.Scan(&b.Index, &b.Table, &b.Cursor, &b.Upper, &b.Rows, &b.Remaining, &b.VerifiedAt, &b.UpdatedAt, &b.Guard)
 			return b, err
 		})
 		if err != nil {
@@ -307,7 +332,11 @@ type ledgerCursor struct {
 	hash  string
 	idx   int
 	table string
+	guard *throttle.Stats // the latency guard's latest, saved with the cursor
 }
+
+// RecordGuard keeps the guard's state for the next Save.
+func (l *ledgerCursor) RecordGuard(st throttle.Stats) { l.guard = &st }
 
 func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, error) {
 	var cursor, upper []string
@@ -323,9 +352,16 @@ func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, err
 }
 
 func (l *ledgerCursor) Save(ctx context.Context, tx pgx.Tx, cursor, upper []string, rows int64) error {
-	_, err := tx.Exec(ctx, `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())
-		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now()`,
-		l.hash, l.idx, l.table, cursor, upper, rows)
+	var guard []byte
+	if l.guard != nil {
+		var err error
+		if guard, err = json.Marshal(l.guard); err != nil {
+			return fmt.Errorf("save backfill cursor: %w", err)
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard) VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now(), guard = coalesce(EXCLUDED.guard, phasekit.backfills.guard)`,
+		l.hash, l.idx, l.table, cursor, upper, rows, guard)
 	if err != nil {
 		return fmt.Errorf("save backfill cursor: %w", err)
 	}

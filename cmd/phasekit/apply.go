@@ -18,14 +18,11 @@ func applyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "apply",
 		Usage: "run the plan's phases on the database, lock-safe and resumable (default: the next phase)",
-		Flags: append(executionFlags(),
+		Flags: append(append(executionFlags(), backfillFlags()...),
 			&cli.StringFlag{Name: "phase", Usage: "run only this phase (the ones before it must be done)"},
 			&cli.BoolFlag{Name: "next", Usage: "run the next phase that is not done (the default)"},
 			&cli.StringFlag{Name: "until", Usage: "run every phase up to and including this one"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would run; change nothing"},
-			&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill throttle (0: none)"},
-			&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
-			&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
 			&cli.StringFlag{Name: "pipeline", Usage: "pipeline.yaml: check the contract gate before contract runs (docs/gate.md)"},
 			&cli.StringFlag{Name: "prometheus", Usage: "Prometheus URL for the pipeline's alarms"},
 			&cli.BoolFlag{Name: "force", Usage: "run contract even though its gate is not open (needs --reason; kept in the ledger)"},
@@ -53,14 +50,10 @@ func applyCommand() *cli.Command {
 			}
 			st, err := migrations.Apply(c.Context, dsn, c.String("plan"), migrations.ApplyOptions{
 				Phase: phase, Until: until, DryRun: c.Bool("dry-run"),
-				DDL: ddlOptions(c),
-				Backfill: migrations.BackfillOptions{
-					TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
-					MaxReplicationLag: c.Duration("max-replication-lag"), TTY: isTerminal(c.App.ErrWriter),
-					Progress: c.App.ErrWriter,
-				},
-				Runner: migrations.CurrentRunner(phasekitVersion()),
-				Out:    c.App.Writer, Log: slog.Default(),
+				DDL:      ddlOptions(c),
+				Backfill: backfillOptions(c, c.App.ErrWriter),
+				Runner:   migrations.CurrentRunner(phasekitVersion()),
+				Out:      c.App.Writer, Log: slog.Default(),
 				Gate: hook,
 			})
 			var closed *gate.NotOpenError

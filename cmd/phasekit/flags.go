@@ -12,6 +12,7 @@ import (
 
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/throttle"
 )
 
 func executionFlags() []cli.Flag {
@@ -57,4 +58,33 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// backfillFlags tune the backfill of apply and fleet apply.
+func backfillFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "max-latency-ratio", Value: throttle.DefaultMaxRatio, Usage: "latency guard: keep the p99 of a probe (a tiny committed write, every --probe-interval) within this multiple of its p99 before the backfill, slowing the backfill down as needed (0: no guard; docs/execution.md)"},
+		&cli.DurationFlag{Name: "probe-interval", Value: throttle.DefaultInterval, Usage: "latency guard: time between two probes"},
+		&cli.DurationFlag{Name: "probe-baseline", Value: throttle.DefaultBaselineFor, Usage: "latency guard: how long the probe runs alone before the backfill starts"},
+		&cli.StringFlag{Name: "probe-sql", Usage: "latency guard: the statement to time instead of the default write to phasekit.latency_probe (e.g. one of the application's own queries)"},
+		&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill hard cap on rows/s, with or without the guard (0: none)"},
+		&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
+		&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
+	}
+}
+
+// backfillOptions reads backfillFlags; progress, when not nil, gets the
+// progress display.
+func backfillOptions(c *cli.Context, progress io.Writer) migrations.BackfillOptions {
+	o := migrations.BackfillOptions{
+		TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
+		MaxReplicationLag: c.Duration("max-replication-lag"), ProbeSQL: c.String("probe-sql"),
+	}
+	if progress != nil {
+		o.Progress, o.TTY = progress, isTerminal(progress)
+	}
+	if r := c.Float64("max-latency-ratio"); r > 0 {
+		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline")}
+	}
+	return o
 }

@@ -76,7 +76,7 @@ func fleetApplyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "apply",
 		Usage: "roll one phase out wave by wave: failure budget per wave, bake and alarm check between waves; resumable",
-		Flags: append(executionFlags(),
+		Flags: append(append(executionFlags(), backfillFlags()...),
 			fleetFlag(),
 			&cli.StringFlag{Name: "phase", Required: true, Usage: "the phase to roll out (the ones before it must be done on every target)"},
 			&cli.StringFlag{Name: "pipeline", Usage: "pipeline.yaml whose alarms are checked between waves (with --prometheus)"},
@@ -84,9 +84,6 @@ func fleetApplyCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-parallel", Usage: "targets at once in every wave, replacing each wave's max_parallel (0: the file's)"},
 			&cli.BoolFlag{Name: "no-bake", Usage: "do not wait the bakes between waves (the alarm check, if any, still runs once after each wave)"},
 			&cli.DurationFlag{Name: "alarm-interval", Value: time.Minute, Usage: "time between alarm checks during a bake"},
-			&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill throttle on each target (0: none)"},
-			&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause a target's backfill while its replica lags more than this (0: do not check)"},
-			&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long"},
 		),
 		Action: func(c *cli.Context) error {
 			phase, err := kindFlag(c, "phase")
@@ -117,13 +114,10 @@ func fleetApplyCommand() *cli.Command {
 			rep, err := fleet.Apply(ctx, f, c.String("plan"), fleet.ApplyOptions{
 				Phase: phase, MaxParallel: c.Int("max-parallel"), NoBake: c.Bool("no-bake"),
 				Alarm: alarm, AlarmInterval: c.Duration("alarm-interval"),
-				DDL: ddlOptions(c),
-				Backfill: migrations.BackfillOptions{
-					TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
-					MaxReplicationLag: c.Duration("max-replication-lag"),
-				},
-				Runner: migrations.CurrentRunner(phasekitVersion()),
-				Out:    events, Detail: c.App.ErrWriter, Log: slog.Default(),
+				DDL:      ddlOptions(c),
+				Backfill: backfillOptions(c, nil),
+				Runner:   migrations.CurrentRunner(phasekitVersion()),
+				Out:      events, Detail: c.App.ErrWriter, Log: slog.Default(),
 			})
 			if rep != nil && jsonOut {
 				if werr := writeJSON(c.App.Writer, rep); werr != nil && err == nil {

@@ -79,6 +79,10 @@ func printStatus(w io.Writer, all []migrations.PlanStatus) {
 				}
 			}
 			fmt.Fprintf(w, "  backfill %s: %d rows walked, cursor %v of %v, %s\n", b.Table, b.Rows, b.Cursor, b.Upper, rem)
+			if g := b.Guard; g != nil {
+				fmt.Fprintf(w, "    latency guard: probe p99 %.2f ms (peak %.2f, limit %.2f, baseline %.2f), %.0f rows/s, %d slowdown(s), %.0f ms paused, %d probes (%d failed)\n",
+					g.ProbeP99, g.PeakP99, g.Limit, g.BaselineP99, g.Rate, g.Decreases, g.Paused, g.Samples, g.Failures)
+			}
 		}
 		for _, o := range p.Overrides {
 			fmt.Fprintf(w, "  override: %s gate was %s, forced by %s at %s: %q\n", o.Phase, o.Verdict, o.ForcedBy, o.At.Format(time.RFC3339), o.Reason)

@@ -1,0 +1,151 @@
+package migrations_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/throttle"
+	"github.com/phasekit/phasekit/verify/pgtest"
+)
+
+// guardRecordingStore keeps the guard's state at every batch, with the time.
+type guardRecordingStore struct {
+	*migrations.MemoryCursor
+	mu    sync.Mutex
+	saves []guardSave
+}
+
+type guardSave struct {
+	at    time.Time
+	stats throttle.Stats
+}
+
+func (s *guardRecordingStore) RecordGuard(st throttle.Stats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saves = append(s.saves, guardSave{time.Now(), st})
+}
+
+// TestGuardSlowsDownWhenTheProbeSlows runs the real guard (the default
+// probe, a committed write to phasekit.latency_probe on its own connection)
+// over a real backfill, and midway makes the probe slow the way a busy
+// database would: another session holds the probe's row lock for 40 ms at a
+// time. The guard must slow the backfill down while that lasts, pick up
+// again after it, and the backfill must still fill every row.
+func TestGuardSlowsDownWhenTheProbeSlows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "")
+	conn := pgtest.Conn(t, dsn)
+	if _, err := conn.Exec(ctx, `CREATE TABLE g (id bigint PRIMARY KEY, val int NOT NULL);
+		INSERT INTO g SELECT i, i % 1000 FROM generate_series(1, 200000) i; ANALYZE g`); err != nil {
+		t.Fatal(err)
+	}
+	step := planBackfill(t, dsn, "ALTER TABLE g ALTER COLUMN val TYPE bigint;")
+	store := &guardRecordingStore{MemoryCursor: &migrations.MemoryCursor{}}
+	var progress strings.Builder
+	cfg := &throttle.Config{Interval: 2 * time.Millisecond, BaselineFor: 300 * time.Millisecond, Every: 50 * time.Millisecond, Window: time.Second,
+		InitialRate: 20_000, MinRate: 500, MaxRate: 60_000}
+
+	// The slowdown: from 1s into the backfill, for 1.5s, the probe's row is
+	// locked 40 ms out of every 50.
+	type window struct{ from, to time.Time }
+	slow := make(chan window, 1)
+	go func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Error(err)
+			slow <- window{}
+			return
+		}
+		defer c.Close(ctx)
+		// Wait for the probe's row: the guard has measured its baseline.
+		for {
+			var n int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM phasekit.latency_probe").Scan(&n); err == nil && n > 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		w := window{from: time.Now()}
+		for time.Since(w.from) < 1500*time.Millisecond {
+			if _, err := c.Exec(ctx, "BEGIN; SELECT * FROM phasekit.latency_probe FOR UPDATE; SELECT pg_sleep(0.04); COMMIT"); err != nil {
+				t.Error(err)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.to = time.Now()
+		slow <- w
+	}()
+
+	res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, store, migrations.BackfillOptions{
+		Guard: cfg, GuardFromRows: -1, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := <-slow
+	if w.from.IsZero() {
+		t.Fatal("the slowdown never started")
+	}
+	if res.Remaining != 0 || res.Walked != 200000 {
+		t.Fatalf("result %+v: want 200000 rows walked, 0 remaining", res)
+	}
+	if res.Guard == nil {
+		t.Fatal("no guard stats in the result")
+	}
+	t.Logf("guard: %s; backfill %s\n%s", res.Guard.Line(), res.Elapsed.Round(time.Millisecond), progress.String())
+
+	// The rate the guard allowed: highest before the slowdown, lowest
+	// during it, and at the end.
+	var before, during float64
+	during = -1
+	var decreasesBefore, decreasesAfter int
+	for _, s := range store.saves {
+		switch {
+		case s.at.Before(w.from):
+			before = max(before, s.stats.Rate)
+			decreasesBefore = s.stats.Decreases
+		case s.at.Before(w.to):
+			if during < 0 || s.stats.Rate < during {
+				during = s.stats.Rate
+			}
+		default:
+			decreasesAfter = s.stats.Decreases
+		}
+	}
+	if during < 0 {
+		t.Fatalf("no batch ran while the probe was slowed (%d batches in all)", len(store.saves))
+	}
+	if decreasesAfter <= decreasesBefore {
+		t.Errorf("the guard did not slow down while the probe's row was locked: %d slowdowns before, %d by the end", decreasesBefore, decreasesAfter)
+	}
+	if during > before/4 {
+		t.Errorf("rate during the slowdown fell to %.0f rows/s only, from %.0f before it: want at most a quarter", during, before)
+	}
+	last := store.saves[len(store.saves)-1].stats
+	if last.Rate <= during {
+		t.Errorf("the rate never recovered after the slowdown: %.0f at the end, %.0f during", last.Rate, during)
+	}
+	if last.Peak <= last.Limit {
+		t.Errorf("the probe's peak p99 %s never went above the limit %s", last.Peak, last.Limit)
+	}
+	out := progress.String()
+	for _, want := range []string{"guard: the probe's p99 alone is", "guard: probe p99", "slowdown(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+	// The probe cleaned up after itself.
+	if n := backfillCount(t, conn, "SELECT count(*) FROM phasekit.latency_probe"); n != 0 {
+		t.Errorf("%d probe rows left behind", n)
+	}
+}

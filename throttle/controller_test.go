@@ -1,0 +1,231 @@
+package throttle
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeTime is an injected clock the tests move by hand.
+type fakeTime struct{ now time.Time }
+
+func (f *fakeTime) advance(d time.Duration) time.Time {
+	f.now = f.now.Add(d)
+	return f.now
+}
+
+// feed gives the controller n probes of latency lat, one every 10ms, then
+// asks it to decide.
+func feed(c *Controller, clk *fakeTime, n int, lat time.Duration) Decision {
+	for i := 0; i < n; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: lat})
+	}
+	return c.Decide(clk.now, 0)
+}
+
+func testConfig() Config {
+	return Config{MaxRatio: 1.5, Slack: time.Microsecond, Every: 250 * time.Millisecond, Window: 2 * time.Second,
+		InitialRate: 10_000, MinRate: 500, Increase: 0.05, Decrease: 0.5, MinSamples: 10}
+}
+
+func TestLimitIsRatioOfBaselinePlusSlack(t *testing.T) {
+	c := NewController(Config{MaxRatio: 2, Slack: time.Millisecond}, 3*time.Millisecond, time.Now())
+	if got, want := c.Limit(), 7*time.Millisecond; got != want {
+		t.Errorf("limit %s, want %s", got, want)
+	}
+}
+
+func TestSlowStartThenAIMD(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now) // limit 3ms + 1µs
+	// Within the limit: the rate grows by half each decision.
+	rate := 10_000.0
+	for i := 0; i < 3; i++ {
+		d := feed(c, clk, 25, 2*time.Millisecond)
+		rate *= 1.5
+		if d.Rate != rate || d.Pause != 0 {
+			t.Fatalf("slow start step %d: %+v, want rate %.0f and no pause", i, d, rate)
+		}
+	}
+	// Above the limit: halved, with a pause.
+	d := feed(c, clk, 25, 5*time.Millisecond)
+	if d.Rate != rate/2 || d.Pause != 250*time.Millisecond {
+		t.Fatalf("over the limit: %+v, want rate %.0f and a 250ms pause", d, rate/2)
+	}
+	from := rate
+	rate /= 2
+	// Samples from before the decrease no longer count: a window of good
+	// probes after it grows the rate additively, by 5% of the rate the
+	// decrease started from.
+	for i := 0; i < 4; i++ {
+		d := feed(c, clk, 25, 2*time.Millisecond)
+		rate += 0.05 * from
+		if d.Rate != rate || d.Pause != 0 {
+			t.Fatalf("additive step %d: %+v, want rate %.0f", i, d, rate)
+		}
+	}
+	st := c.Stats()
+	if st.Decreases != 1 || st.Paused != 250*time.Millisecond || st.Peak != 5*time.Millisecond || st.P99 != 2*time.Millisecond {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestDecidesOnlyEveryInterval(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now)
+	feed(c, clk, 25, 2*time.Millisecond) // decision at 250ms: 15,000
+	d := feed(c, clk, 5, 9*time.Millisecond)
+	if d.Rate != 15_000 || d.Pause != 0 {
+		t.Fatalf("50ms after a decision: %+v, want the rate held", d)
+	}
+	d = feed(c, clk, 20, 9*time.Millisecond)
+	if d.Rate != 7_500 {
+		t.Fatalf("250ms after: %+v, want halved", d)
+	}
+}
+
+func TestFewSamplesHoldUntilHalfAWindow(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now)
+	c.Observe(Sample{At: clk.advance(100 * time.Millisecond), Latency: 50 * time.Millisecond})
+	clk.advance(500 * time.Millisecond)
+	if d := c.Decide(clk.now, 0); d.Rate != 10_000 || d.Pause != 0 {
+		t.Fatalf("one sample, 600ms in: %+v, want the rate held", d)
+	}
+	// Probes this slow arrive few and far between: half a window (1s) on,
+	// the controller goes by the few it has.
+	c.Observe(Sample{At: clk.advance(300 * time.Millisecond), Latency: 50 * time.Millisecond})
+	clk.advance(200 * time.Millisecond)
+	if d := c.Decide(clk.now, 0); d.Rate != 5_000 || d.Pause == 0 {
+		t.Fatalf("two slow samples, 1.1s in: %+v, want halved", d)
+	}
+	// And a p99 over fewer than MinSamples fast probes is not taken.
+	cfg := testConfig()
+	cfg.MinSamples = 100
+	c = NewController(cfg, 2*time.Millisecond, clk.now)
+	if d := feed(c, clk, 30, 2*time.Millisecond); d.Rate != 10_000 {
+		t.Fatalf("30 samples in 300ms with MinSamples 100: %+v, want the rate held", d)
+	}
+	if d := feed(c, clk, 70, 2*time.Millisecond); d.Rate != 15_000 {
+		t.Fatalf("100 samples: %+v, want the slow start's first step", d)
+	}
+}
+
+func TestFloorAndCap(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	cfg := testConfig()
+	cfg.MaxRate = 12_000
+	c := NewController(cfg, 2*time.Millisecond, clk.now)
+	if d := feed(c, clk, 25, time.Millisecond); d.Rate != 12_000 {
+		t.Fatalf("capped: %+v, want 12,000", d)
+	}
+	for i := 0; i < 10; i++ {
+		feed(c, clk, 25, time.Second)
+	}
+	if d := feed(c, clk, 25, time.Second); d.Rate != 500 {
+		t.Fatalf("after ten slow windows: %+v, want the 500 rows/s floor", d)
+	}
+}
+
+func TestStuckProbeCountsAsSlow(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now)
+	for i := 0; i < 25; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: time.Millisecond})
+	}
+	// No probe has finished slow, but the one running is 400ms old.
+	clk.advance(400 * time.Millisecond)
+	if d := c.Decide(clk.now, 400*time.Millisecond); d.Rate != 5_000 || d.Pause == 0 {
+		t.Fatalf("probe in flight for 400ms: %+v, want halved with a pause", d)
+	}
+}
+
+func TestFailedProbesCountAsSlow(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now)
+	for i := 0; i < 25; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: time.Millisecond, Failed: i%2 == 0})
+	}
+	if d := c.Decide(clk.now, 0); d.Rate != 5_000 {
+		t.Fatalf("half the probes failed: %+v, want halved", d)
+	}
+	if st := c.Stats(); st.Failures != 13 || st.Samples != 25 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 200; i++ {
+		ds = append(ds, time.Duration(201-i)*time.Millisecond)
+	}
+	if got := Percentile(ds, 0.99); got != 198*time.Millisecond {
+		t.Errorf("p99 of 1..200ms: %s", got)
+	}
+	if got := Percentile(ds[:1], 0.99); got != ds[0] {
+		t.Errorf("p99 of one: %s", got)
+	}
+	if got := Percentile(nil, 0.99); got != 0 {
+		t.Errorf("p99 of none: %s", got)
+	}
+}
+
+// slowProbe takes as long as its latency says, in real time.
+type slowProbe struct{ latency atomic.Int64 }
+
+func (p *slowProbe) Run(ctx context.Context) error {
+	select {
+	case <-time.After(time.Duration(p.latency.Load())):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The guard measures its baseline, then slows the backfill down when the
+// probe's latency rises: the loop, the lock and the controller together.
+func TestGuardSlowsDownWhenProbeLatencyRises(t *testing.T) {
+	p := &slowProbe{}
+	p.latency.Store(int64(time.Millisecond))
+	cfg := Config{Interval: 2 * time.Millisecond, BaselineFor: 150 * time.Millisecond, Every: 30 * time.Millisecond, MinSamples: 3}
+	g, err := Start(context.Background(), p, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	if st := g.Stats(); st.Baseline < time.Millisecond || st.Baseline > 100*time.Millisecond {
+		t.Fatalf("baseline %s, want about 1ms", st.Baseline)
+	}
+	p.latency.Store(int64(60 * time.Millisecond))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, slowed := g.Pace(1000, time.Millisecond); slowed {
+			st := g.Stats()
+			if st.Decreases < 1 || st.Rate >= 10_000 {
+				t.Fatalf("slowed, but stats %+v", st)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the probe went from 1ms to 60ms and the guard never slowed down: %+v", g.Stats())
+}
+
+type failingProbe struct{}
+
+func (failingProbe) Run(context.Context) error {
+	return errors.New("permission denied for schema phasekit")
+}
+
+func TestStartFailsWhenTheProbeFails(t *testing.T) {
+	_, err := Start(context.Background(), failingProbe{}, Config{Interval: time.Millisecond, BaselineFor: 50 * time.Millisecond}, nil, nil)
+	if !errors.Is(err, ErrProbe) {
+		t.Fatalf("err %v, want ErrProbe", err)
+	}
+	if want := "permission denied for schema phasekit"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err %v does not name the probe's error", err)
+	}
+}

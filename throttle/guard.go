@@ -1,0 +1,150 @@
+package throttle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/phasekit/phasekit/internal/clock"
+)
+
+// Probe is one timed round trip that stands for the application's commits.
+// The guard times Run itself, from the call to its return.
+type Probe interface {
+	Run(ctx context.Context) error
+}
+
+// ErrProbe is wrapped by Start's error when the probe fails during the
+// baseline.
+var ErrProbe = errors.New("the latency probe fails")
+
+// Guard runs a probe in the background and paces a backfill with a
+// Controller. Its methods are safe for concurrent use.
+type Guard struct {
+	probe Probe
+	clock func() time.Time
+
+	mu       sync.Mutex
+	ctrl     *Controller
+	baseline []Sample // collected before ctrl exists
+	inflight time.Time
+	lastErr  error
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Start measures the probe's baseline for cfg.BaselineFor (the backfill has
+// not started) and keeps probing every cfg.Interval until Stop. clock and
+// sleep stand in for time.Now and a context-aware sleep (nil: the real ones).
+func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, sleep func(context.Context, time.Duration) error) (*Guard, error) {
+	cfg = cfg.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = clock.Sleep
+	}
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g := &Guard{probe: probe, clock: now, stop: cancel, done: make(chan struct{})}
+	go g.loop(loopCtx, cfg.Interval, sleep)
+
+	if err := sleep(ctx, cfg.BaselineFor); err != nil {
+		g.Stop()
+		return nil, err
+	}
+	g.mu.Lock()
+	samples, lastErr := g.baseline, g.lastErr
+	g.baseline = nil
+	g.mu.Unlock()
+	var lat []time.Duration
+	for _, s := range samples {
+		if !s.Failed {
+			lat = append(lat, s.Latency)
+		}
+	}
+	if failed := len(samples) - len(lat); len(lat) < cfg.MinSamples || failed > len(samples)/2 {
+		g.Stop()
+		if lastErr != nil {
+			return nil, fmt.Errorf("%w: %d of %d probes in %s failed, the last with: %v", ErrProbe, failed, len(samples), cfg.BaselineFor, lastErr)
+		}
+		return nil, fmt.Errorf("%w: only %d probes finished in %s", ErrProbe, len(lat), cfg.BaselineFor)
+	}
+	ctrl := NewController(cfg, Percentile(lat, 0.99), now())
+	g.mu.Lock()
+	g.ctrl = ctrl
+	g.mu.Unlock()
+	return g, nil
+}
+
+func (g *Guard) loop(ctx context.Context, every time.Duration, sleep func(context.Context, time.Duration) error) {
+	defer close(g.done)
+	for ctx.Err() == nil {
+		start := g.clock()
+		g.mu.Lock()
+		g.inflight = start
+		g.mu.Unlock()
+		err := g.probe.Run(ctx)
+		end := g.clock()
+		if ctx.Err() != nil {
+			return
+		}
+		s := Sample{At: start, Latency: end.Sub(start), Failed: err != nil}
+		g.mu.Lock()
+		g.inflight = time.Time{}
+		if err != nil {
+			g.lastErr = err
+		}
+		if g.ctrl != nil {
+			g.ctrl.Observe(s)
+		} else {
+			// Samples between the baseline's end and the controller's
+			// start are dropped with g.baseline: a few milliseconds' worth.
+			g.baseline = append(g.baseline, s)
+		}
+		g.mu.Unlock()
+		if wait := every - end.Sub(start); wait > 0 {
+			if sleep(ctx, wait) != nil {
+				return
+			}
+		}
+	}
+}
+
+// Pace is called after each batch: keys rows were walked in took. It returns
+// how long to wait before the next batch, so that the rows walked fit the
+// controller's rate, plus a pause when the probe just went above the limit,
+// and whether that happened.
+func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, slowed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock()
+	var inflight time.Duration
+	if !g.inflight.IsZero() {
+		inflight = now.Sub(g.inflight)
+	}
+	d := g.ctrl.Decide(now, inflight)
+	if d.Rate > 0 {
+		slot := time.Duration(float64(keys) / d.Rate * float64(time.Second))
+		wait = max(0, slot-took)
+	}
+	return wait + d.Pause, d.Pause > 0
+}
+
+// Stats returns what the guard did so far.
+func (g *Guard) Stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ctrl == nil {
+		return Stats{}
+	}
+	return g.ctrl.Stats()
+}
+
+// Stop ends the probing and waits for the probe in flight.
+func (g *Guard) Stop() {
+	g.stop()
+	<-g.done
+}
