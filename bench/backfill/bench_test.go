@@ -87,29 +87,48 @@ func TestTargets(t *testing.T) {
 	p99 := func(ms int) outcome {
 		return outcome{app: appStats{Tx: 100, P99: time.Duration(ms) * time.Millisecond}}
 	}
-	pk := func(ms int, took time.Duration) outcome {
+	pk := func(ms int, rate int64) outcome {
 		o := p99(ms)
-		o.rows, o.took = 1000, took
+		o.rows, o.took = rate, time.Second
 		return o
 	}
-	r := &results{
-		// Medians: baseline 10 ms, phasekit 12 ms at 500 rows/s.
-		baseline: []outcome{p99(9), p99(50), p99(10)},
-		naive:    []outcome{{rows: 1000, took: time.Second}, {rows: 1000, took: 10 * time.Second}, {rows: 1000, took: 500 * time.Millisecond}},
-		phasekit: []outcome{pk(12, 2*time.Second), pk(400, 2*time.Second), pk(11, 4*time.Second)},
-	}
+	r := newResults(2_000_000)
+	// Medians: baseline 10 ms; defaults 14 ms at 90,000 rows/s; guard off
+	// at 150,000 rows/s.
+	r.series["baseline"] = []outcome{p99(9), p99(50), p99(10)}
+	r.series[defaults.key] = []outcome{pk(14, 90_000), pk(400, 95_000), pk(11, 80_000)}
+	r.series[unguarded.key] = []outcome{pk(30, 150_000), pk(30, 140_000), pk(30, 200_000)}
 	got := targets(r)
-	if len(got) != 3 || got[0].pass || !got[1].pass || !got[2].pass {
+	if len(got) != 4 || !got[0].pass || !got[1].pass || got[2].pass || !got[3].pass {
 		t.Fatalf("got %+v", got)
 	}
-	if !strings.HasPrefix(got[0].measured, "50%") {
-		t.Errorf("share: %q", got[0].measured)
+	if !strings.Contains(got[0].measured, "1.40x") || !strings.Contains(got[2].measured, "150,000") {
+		t.Errorf("measured: %q, %q", got[0].measured, got[2].measured)
 	}
-	r.phasekit[2].app.P99 = 12*time.Millisecond + time.Microsecond
-	r.phasekit[1].app.P99 = 13 * time.Millisecond
-	r.phasekit[0].app.Failed = 1
-	if got := targets(r); got[1].pass || got[2].pass {
-		t.Errorf("a median p99 just over the limit and a failure in any run must fail: %+v", got)
+	// A median p99 just over 1.5x, a median rate under pgroll's and one
+	// failed transaction in any run, the sweep's included, fail.
+	r.series[defaults.key][0].app.P99 = 15*time.Millisecond + time.Microsecond
+	r.series[defaults.key][2].app.P99 = 16 * time.Millisecond
+	r.series[defaults.key][0].rows = 80_000
+	r.series["guard2"] = []outcome{{app: appStats{Failed: 1}}}
+	if got := targets(r); got[0].pass || got[1].pass || got[3].pass {
+		t.Errorf("want the p99, rate and failure targets to fail: %+v", got)
+	}
+}
+
+func TestTradeoffSVG(t *testing.T) {
+	r := newResults(2_000_000)
+	r.series["baseline"] = []outcome{{app: appStats{Tx: 100, P99: 2 * time.Millisecond}}}
+	r.series["naive"] = []outcome{{rows: 2_000_000, took: 8 * time.Second, app: appStats{Tx: 100, P99: 40 * time.Millisecond}}}
+	r.series[defaults.key] = []outcome{{rows: 2_000_000, took: 20 * time.Second, app: appStats{Tx: 100, P99: 3 * time.Millisecond}}}
+	svg := tradeoffSVG(r)
+	for _, want := range []string{"<svg", "defaults (guard 1.5x) (100,000, 3.00 ms)", "naive UPDATE (250,000, 40.00 ms)", "baseline p99 2.00 ms", "pgroll 86,906 rows/s", "</svg>"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, "NaN") || strings.Contains(svg, "Inf") {
+		t.Errorf("svg has a NaN or Inf coordinate:\n%s", svg)
 	}
 }
 

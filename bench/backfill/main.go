@@ -2,9 +2,15 @@
 // single UPDATE and the ALTER TYPE table rewrite, on one throwaway PostgreSQL
 // 15 cluster, while pgbench plays the application:
 //
-//	go run ./bench/backfill [-rows 10000000] [-reps 3] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 5ms]
+//	go run ./bench/backfill [-rows 2000000,10000000] [-reps 3] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 5ms] [-sweep] [-svg FILE]
 //
-// It prints one table to stdout; progress goes to stderr.
+// At each table size it runs the app alone, a naive UPDATE, phasekit's
+// backfill with its defaults (the latency guard on) and with the guard off,
+// and an I/O control, -reps times interleaved; at the first size, with
+// -sweep, a set of other settings once each (guard ratios, a rate cap,
+// asynchronous commits, batch sizes, the dual-write trigger alone). It
+// prints the tables and the targets to stdout and draws rows/s
+// against the app's p99 into -svg; progress goes to stderr.
 package main
 
 import (
@@ -14,19 +20,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // config is what the flags set.
 type config struct {
-	rows     int64
+	rows     []int64
 	reps     int
 	clients  int
 	duration time.Duration
 	rate     float64
 	// batchTarget is phasekit's batch-target; 0 keeps its default.
 	batchTarget time.Duration
+	// sweep runs the other settings at the first size.
+	sweep bool
+	// svg is where the trade-off plot goes ("": none).
+	svg string
 }
 
 func main() {
@@ -37,21 +49,28 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	fs.Int64Var(&cfg.rows, "rows", 10_000_000, "rows in the table big")
+	sizes := fs.String("rows", "2000000,10000000", "rows in the table big: one size or a comma-separated list, each measured on a cluster of its own")
 	fs.IntVar(&cfg.reps, "reps", 3, "runs of the baseline, the phasekit backfill and the I/O control, interleaved; the targets use their medians")
 	fs.IntVar(&cfg.clients, "clients", 4, "pgbench clients playing the application")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "length of the baseline pgbench run (migration runs last as long as the migration)")
 	fs.Float64Var(&cfg.rate, "rate", 400, "application load in transactions per second over all clients (pgbench -R); 0 runs pgbench flat out")
 	fs.DurationVar(&cfg.batchTarget, "batch-target", 0, "phasekit backfill batch target (apply --batch-target); 0 keeps phasekit's default")
+	fs.BoolVar(&cfg.sweep, "sweep", true, "at the first size, also run the sweep of other settings once each")
+	fs.StringVar(&cfg.svg, "svg", "", "write the rows/s against app p99 plot of the first size here")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || n < 1000 {
+			fmt.Fprintf(stderr, "backfill: -rows: %q is not a row count of at least 1000\n", f)
+			return 2
+		}
+		cfg.rows = append(cfg.rows, n)
 	}
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "backfill: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	case cfg.rows < 1000:
-		fmt.Fprintln(stderr, "backfill: -rows must be at least 1000")
 		return 2
 	case cfg.reps < 1:
 		fmt.Fprintln(stderr, "backfill: -reps must be at least 1")
@@ -83,6 +102,21 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "backfill:", err)
 		return 1
 	}
-	printReport(stdout, cfg, res)
+	for _, r := range res {
+		printReport(stdout, cfg, r)
+	}
+	ok := printTargets(stdout, res)
+	if cfg.svg != "" {
+		if err := os.WriteFile(cfg.svg, []byte(tradeoffSVG(res[0])), 0o644); err != nil {
+			fmt.Fprintln(stderr, "backfill:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "plot: %s\n", cfg.svg)
+	}
+	if !ok {
+		fmt.Fprintln(stdout, "backfill targets: FAIL (at least one)")
+	} else {
+		fmt.Fprintln(stdout, "backfill targets: PASS")
+	}
 	return 0
 }

@@ -59,6 +59,10 @@ type outcome struct {
 	app    appStats
 	// wal is the WAL the cluster wrote over the window (pg_stat_wal).
 	wal int64
+	// waits is what the app's backends waited on over the window.
+	waits waits
+	// guard is what phasekit's latency guard did (nil: it was off).
+	guard *migrations.GuardStatus
 }
 
 // walRate is the cluster's WAL written per second over the window.
@@ -76,21 +80,30 @@ func (o outcome) rate() float64 {
 	return float64(o.rows) / o.took.Seconds()
 }
 
-// results are the runs, measured on one cluster: baseline, naive, phasekit
-// and the I/O control once per repetition, interleaved, rewrite once.
+// results are the runs at one table size, all on one cluster: baseline,
+// naive, phasekit with and without its guard and the I/O control once per
+// repetition, interleaved; the sweep and the rewrite once.
 type results struct {
-	server                             string
-	baseline, naive, phasekit, control []outcome
-	rewrite                            outcome
-	// applyWall is how long each Apply --until backfill took in all.
-	applyWall []time.Duration
-	// phaseTimes are the applied phases' times of the last phasekit run,
+	rows   int64
+	server string
+	// series holds the runs by key: "baseline", "naive", "control" and the
+	// variants' keys.
+	series  map[string][]outcome
+	rewrite outcome
+	// applyWall is how long each Apply took in all, by variant.
+	applyWall map[string][]time.Duration
+	// phaseTimes are the applied phases' times of the last unguarded run,
 	// from the ledger.
 	phaseTimes map[string]time.Duration
 }
 
+func newResults(rows int64) *results {
+	return &results{rows: rows, series: map[string][]outcome{}, applyWall: map[string][]time.Duration{}, phaseTimes: map[string]time.Duration{}}
+}
+
 type bench struct {
 	cfg   config
+	rows  int64 // the table size of this cluster
 	l     *verify.Local
 	admin *pgx.Conn
 	load  *loadGen
@@ -99,11 +112,25 @@ type bench struct {
 	out   io.Writer // progress and Apply's step lines
 }
 
-func run(ctx context.Context, cfg config, stderr io.Writer) (*results, error) {
+func run(ctx context.Context, cfg config, stderr io.Writer) ([]*results, error) {
 	began := time.Now()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "[%7.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
+	var all []*results
+	for i, rows := range cfg.rows {
+		logf("table size %s rows (%d of %d)", thousands(float64(rows)), i+1, len(cfg.rows))
+		res, err := runSize(ctx, cfg, rows, cfg.sweep && i == 0, logf, stderr)
+		if err != nil {
+			return nil, fmt.Errorf("%s rows: %w", thousands(float64(rows)), err)
+		}
+		all = append(all, res)
+	}
+	return all, nil
+}
+
+// runSize runs every run at one table size on a cluster of its own.
+func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, logf func(string, ...any), stderr io.Writer) (*results, error) {
 	bin, err := findPgbench()
 	if err != nil {
 		return nil, err
@@ -141,15 +168,15 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*results, error) {
 	}
 	defer admin.Close(context.Background())
 
-	res := &results{phaseTimes: map[string]time.Duration{}}
+	res := newResults(rows)
 	if err := admin.QueryRow(ctx, "SELECT version()").Scan(&res.server); err != nil {
 		return nil, fmt.Errorf("read server version: %w", err)
 	}
 	logf("cluster up on port %d: %s", l.Port(), res.server)
 
 	b := &bench{
-		cfg: cfg, l: l, admin: admin, work: work, logf: logf, out: stderr,
-		load: &loadGen{bin: bin, port: l.Port(), clients: cfg.clients, rate: cfg.rate, rows: cfg.rows, script: script, log: logf},
+		cfg: cfg, rows: rows, l: l, admin: admin, work: work, logf: logf, out: stderr,
+		load: &loadGen{bin: bin, port: l.Port(), clients: cfg.clients, rate: cfg.rate, rows: rows, script: script, log: logf},
 	}
 	if err := b.makeTemplate(ctx); err != nil {
 		return nil, err
@@ -159,15 +186,25 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*results, error) {
 		run  func(context.Context, *results) error
 	}
 	// The machine's noise comes and goes: each repetition measures the
-	// baseline, the naive UPDATE, the backfill and the I/O control back to
-	// back, after a warm-up that leaves pg_wal full of recycled segments.
+	// baseline, the naive UPDATE, the backfill with and without its guard
+	// and the I/O control back to back, after a warm-up that leaves pg_wal
+	// full of recycled segments.
+	variantStep := func(v variant) func(context.Context, *results) error {
+		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
+	}
 	steps := []step{{"warm-up", b.warmupWAL}}
 	for i := range cfg.reps {
 		steps = append(steps,
 			step{fmt.Sprintf("baseline #%d", i+1), b.baseline},
 			step{fmt.Sprintf("naive #%d", i+1), b.naive},
-			step{fmt.Sprintf("phasekit #%d", i+1), b.phasekit},
+			step{fmt.Sprintf("%s #%d", defaults.label, i+1), variantStep(defaults)},
+			step{fmt.Sprintf("%s #%d", unguarded.label, i+1), variantStep(unguarded)},
 			step{fmt.Sprintf("I/O control #%d", i+1), b.control})
+	}
+	if withSweep {
+		for _, v := range sweep {
+			steps = append(steps, step{v.label, variantStep(v)})
+		}
 	}
 	steps = append(steps, step{"rewrite", b.rewrite})
 	for _, s := range steps {
@@ -188,14 +225,14 @@ func (b *bench) makeTemplate(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", templateDB, err)
 	}
 	defer conn.Close(context.Background())
-	b.logf("filling big with %d rows", b.cfg.rows)
+	b.logf("filling big with %d rows", b.rows)
 	// The primary key is added after the fill: the same table as declaring
 	// it up front, built in one sort instead of row by row.
 	stmts := []string{
 		"SET maintenance_work_mem = '1GB'",
 		"CREATE EXTENSION pg_prewarm",
 		"CREATE TABLE big (id bigint NOT NULL, val int NOT NULL, pad text NOT NULL)",
-		fmt.Sprintf("INSERT INTO big SELECT g, (g * 7919) %% 1000000, md5(g::text) FROM generate_series(1::bigint, %d::bigint) g", b.cfg.rows),
+		fmt.Sprintf("INSERT INTO big SELECT g, (g * 7919) %% 1000000, md5(g::text) FROM generate_series(1::bigint, %d::bigint) g", b.rows),
 		"ALTER TABLE big ADD PRIMARY KEY (id)",
 		"VACUUM ANALYZE big",
 	}
@@ -276,11 +313,17 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 	if err != nil {
 		return out, err
 	}
+	stopWaits, err := sampleWaits(ctx, b.l.DSN("postgres"), db)
+	if err != nil {
+		return out, err
+	}
 	from := time.Now()
 	if err := migrate(ctx); err != nil {
+		stopWaits()
 		return out, err
 	}
 	to := time.Now()
+	out.waits = stopWaits()
 	wal1, err := b.walBytes(ctx)
 	if err != nil {
 		return out, err
@@ -389,7 +432,7 @@ func loadAverage() string {
 
 // baseline: the app alone.
 func (b *bench) baseline(ctx context.Context, res *results) error {
-	name := fmt.Sprintf("baseline%d", len(res.baseline)+1)
+	name := fmt.Sprintf("baseline%d", len(res.series["baseline"])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
@@ -401,22 +444,23 @@ func (b *bench) baseline(ctx context.Context, res *results) error {
 	if err != nil {
 		return err
 	}
-	res.baseline = append(res.baseline, out)
+	res.series["baseline"] = append(res.series["baseline"], out)
 	return nil
 }
 
 // control: the app alone on a fresh copy while another process, not
-// PostgreSQL, writes to the same file system what the latest phasekit run
-// wrote to its WAL, at the same rate and for as long, syncing the file as
+// PostgreSQL, writes to the same file system what the latest unguarded
+// phasekit run wrote to its WAL, at the same rate and for as long, syncing the file as
 // often as the backfill commits. Whatever the app loses here, any backfill
 // that fills the column at that speed costs it on this machine: the floor
 // under the phasekit row.
 func (b *bench) control(ctx context.Context, res *results) error {
-	if len(res.phasekit) == 0 {
-		return errors.New("the I/O control needs a phasekit run first")
+	runs := res.series[unguarded.key]
+	if len(runs) == 0 {
+		return errors.New("the I/O control needs an unguarded phasekit run first")
 	}
-	pk := res.phasekit[len(res.phasekit)-1]
-	name := fmt.Sprintf("control%d", len(res.control)+1)
+	pk := runs[len(runs)-1]
+	name := fmt.Sprintf("control%d", len(res.series["control"])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
@@ -443,14 +487,14 @@ func (b *bench) control(ctx context.Context, res *results) error {
 	}
 	b.logf("%s: wrote %.0f MB to %s at %.1f MB/s, synced every %s", name, float64(written)/1e6, file, pk.walRate()/1e6, every)
 	out.wal = written + out.wal // the app's own WAL is in out.wal
-	res.control = append(res.control, out)
+	res.series["control"] = append(res.series["control"], out)
 	return nil
 }
 
 // naive: the like-for-like baseline of a backfill, one UPDATE of every row
 // into a new column.
 func (b *bench) naive(ctx context.Context, res *results) error {
-	name := fmt.Sprintf("naive%d", len(res.naive)+1)
+	name := fmt.Sprintf("naive%d", len(res.series["naive"])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
@@ -472,7 +516,7 @@ func (b *bench) naive(ctx context.Context, res *results) error {
 		return err
 	}
 	out.rows, out.took = rows, took
-	res.naive = append(res.naive, out)
+	res.series["naive"] = append(res.series["naive"], out)
 	return nil
 }
 
@@ -515,10 +559,12 @@ func (b *bench) warmupWAL(ctx context.Context, _ *results) error {
 }
 
 // phasekit: the type change planned against the live schema, written as a
-// plan directory and applied up to its backfill with default options, as
-// `phasekit plan` and `phasekit apply --until backfill` would.
-func (b *bench) phasekit(ctx context.Context, res *results) error {
-	name := fmt.Sprintf("phasekit%d", len(res.phasekit)+1)
+// plan directory and applied up to its backfill with the variant's options,
+// as `phasekit plan` and `phasekit apply --until backfill` would (the
+// dual-write-only variant stops before the backfill and lets the app run
+// for the baseline's duration).
+func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
+	name := fmt.Sprintf("%s%d", strings.ReplaceAll(v.key, ".", "_"), len(res.series[v.key])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
@@ -546,32 +592,50 @@ func (b *bench) phasekit(ctx context.Context, res *results) error {
 	if _, err := migrations.Write(dir, plan, func(*phases.Plan) string { return "" }); err != nil {
 		return err
 	}
+	opts := migrations.BackfillOptions{TargetBatch: b.cfg.batchTarget}
+	if v.opts != nil {
+		v.opts(&opts)
+	}
+	until := phases.Backfill
+	if v.dualWriteOnly {
+		until = phases.DualWrite
+	}
 	var status *migrations.PlanStatus
 	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
 		var err error
 		status, err = migrations.Apply(ctx, dsn, dir, migrations.ApplyOptions{
-			Until:    phases.Backfill,
-			Backfill: migrations.BackfillOptions{TargetBatch: b.cfg.batchTarget},
+			Until:    until,
+			Backfill: opts,
 			Runner:   migrations.CurrentRunner("bench"),
 			Out:      b.out,
 			Log:      slog.New(slog.NewTextHandler(b.out, nil)),
 		})
+		if err == nil && v.dualWriteOnly {
+			err = clock.Sleep(ctx, b.cfg.duration)
+		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("apply --until backfill: %w", err)
+		return fmt.Errorf("apply --until %s: %w", until, err)
 	}
-	res.applyWall = append(res.applyWall, out.window)
-	res.phaseTimes = map[string]time.Duration{}
+	res.applyWall[v.key] = append(res.applyWall[v.key], out.window)
+	if v.dualWriteOnly {
+		res.series[v.key] = append(res.series[v.key], out)
+		return nil
+	}
+	times := map[string]time.Duration{}
 	for _, ph := range status.Phases {
 		if ph.StartedAt == nil || ph.FinishedAt == nil {
 			continue
 		}
 		d := ph.FinishedAt.Sub(*ph.StartedAt)
-		res.phaseTimes[ph.Kind] = d
+		times[ph.Kind] = d
 		if ph.Kind == string(phases.Backfill) {
 			out.took = d
 		}
+	}
+	if v.key == unguarded.key {
+		res.phaseTimes = times
 	}
 	if len(status.Backfills) != 1 {
 		return fmt.Errorf("ledger: want 1 backfill, found %d", len(status.Backfills))
@@ -583,9 +647,12 @@ func (b *bench) phasekit(ctx context.Context, res *results) error {
 	if out.took <= 0 {
 		return errors.New("ledger: the backfill phase has no start and finish time")
 	}
-	out.rows = bf.Rows
+	out.rows, out.guard = bf.Rows, bf.Guard
 	b.logf("%s: backfill phase walked %d rows in %s (ledger); apply until backfill took %s", name, out.rows, out.took.Round(time.Millisecond), out.window.Round(time.Millisecond))
-	res.phasekit = append(res.phasekit, out)
+	if g := out.guard; g != nil {
+		b.logf("%s: guard: probe p99 baseline %.2f ms, limit %.2f ms, last %.2f ms, peak %.2f ms; %d slowdowns, %.0f ms paused, %d probes", name, g.BaselineP99, g.Limit, g.ProbeP99, g.PeakP99, g.Decreases, g.Paused, g.Samples)
+	}
+	res.series[v.key] = append(res.series[v.key], out)
 	return nil
 }
 
@@ -612,7 +679,7 @@ func (b *bench) rewrite(ctx context.Context, res *results) error {
 	if err != nil {
 		return err
 	}
-	out.rows, out.took = b.cfg.rows, took
+	out.rows, out.took = b.rows, took
 	res.rewrite = out
 	return nil
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"time"
+
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/throttle"
+)
+
+// pgrollRate is pgroll v0.16's backfill rate on this machine kind (1000-row
+// batches, 2M rows, issue 14's measurement): pgroll itself cannot be
+// installed here, so it is a reference line, not a run.
+const pgrollRate = 86_906
+
+// variant is one way of running phasekit's backfill.
+type variant struct {
+	key, label string
+	// dualWriteOnly applies expand and dual-write and lets the app run for
+	// the baseline's duration with the trigger on and no backfill: what the
+	// trigger alone costs the app's writes.
+	dualWriteOnly bool
+	// opts adjusts apply's backfill options (nil: the defaults as the
+	// CLI has them).
+	opts func(*migrations.BackfillOptions)
+}
+
+// cliDefaults are the backfill options `phasekit apply` uses when no flag
+// says otherwise: the guard at its default ratio, asynchronous batch commits.
+func cliDefaults(o *migrations.BackfillOptions) {
+	o.Guard = &throttle.Config{MaxRatio: throttle.DefaultMaxRatio}
+	o.AsyncCommit = true
+}
+
+func guardRatio(r float64) func(*migrations.BackfillOptions) {
+	return func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.Guard.MaxRatio = r
+	}
+}
+
+// noGuard is `--max-latency-ratio 0`.
+func noGuard(o *migrations.BackfillOptions) {
+	cliDefaults(o)
+	o.Guard = nil
+}
+
+var (
+	// defaults is phasekit as `phasekit apply` runs it: the guard on at
+	// its default ratio.
+	defaults = variant{key: "guard", label: "phasekit, defaults (guard 1.5x)", opts: cliDefaults}
+	// unguarded is `phasekit apply --max-latency-ratio 0`.
+	unguarded = variant{key: "noguard", label: "phasekit, guard off", opts: noGuard}
+)
+
+// sweep are the settings run once each, at the first size: the trade-off
+// between rows/s and the app's p99, and what lowers a batch's cost.
+var sweep = []variant{
+	{key: "dualwrite", label: "dual-write trigger only, no backfill", dualWriteOnly: true},
+	{key: "guard1.2", label: "guard 1.2x", opts: guardRatio(1.2)},
+	{key: "guard2", label: "guard 2x", opts: guardRatio(2)},
+	{key: "guard3", label: "guard 3x", opts: guardRatio(3)},
+	{key: "cap", label: "guard off, capped at pgroll's 86,906 rows/s", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+	}},
+	{key: "sync", label: "guard off, --sync-batches (each batch waits for its WAL flush)", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.AsyncCommit = false
+	}},
+	{key: "guardsync", label: "guard 1.5x, --sync-batches", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.AsyncCommit = false
+	}},
+	{key: "batch2ms", label: "guard off, 2 ms batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.TargetBatch = 2 * time.Millisecond
+	}},
+	{key: "batch20ms", label: "guard off, 20 ms batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.TargetBatch = 20 * time.Millisecond
+	}},
+}
