@@ -121,6 +121,11 @@ type BackfillOptions struct {
 	// TTY draws a bar with rows/s and ETA, redrawn in place; otherwise a
 	// plain line is written every few seconds.
 	TTY bool
+	// AsyncCommit commits each batch with synchronous_commit off: the
+	// batch does not wait for its WAL to reach the disk. The cursor commits
+	// in the same transaction, so a crash loses the last batches and their
+	// cursor together, and the run resumes before them.
+	AsyncCommit bool
 	// Guard, when set, holds the backfill to what the application feels:
 	// a probe times a tiny committed write every few milliseconds, and the
 	// rows/s follow its p99 against the p99 measured before the backfill
@@ -491,6 +496,9 @@ func (b *backfiller) prepareSQL() {
 		b.verifySQL = fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", b.table, strings.Join(differs, " OR "))
 	}
 	b.modeSQL = "SELECT set_config($1, 'on', true), set_config('statement_timeout', $2, true), set_config('lock_timeout', $3, true)"
+	if b.opts.AsyncCommit {
+		b.modeSQL += ", set_config('synchronous_commit', 'off', true)"
+	}
 	b.lagSQL = `SELECT coalesce(max(greatest(extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag))), 0)::float8 FROM pg_stat_replication`
 }
 
@@ -583,8 +591,13 @@ func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *Backfill
 		}
 		n = backfillNextSize(n, br.keys, took, o)
 		if b.guard != nil {
-			wait, slowed := b.guard.Pace(br.keys, took)
-			if slowed {
+			wait, d := b.guard.Pace(br.keys, took)
+			switch {
+			case d.Quiet:
+				st := b.guard.Stats()
+				p.logf("guard: probe p99 %s still above %s after slowing down to %.0f rows/s: pausing %s to measure the app alone for a new baseline",
+					st.P99.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), st.Rate, d.Pause)
+			case d.Pause > 0:
 				p.slowed(b.guard.Stats())
 			}
 			if wait > 0 {

@@ -171,6 +171,10 @@ type GuardStatus struct {
 	Paused      float64 `json:"paused_ms"`
 	Samples     int     `json:"samples"`
 	Failures    int     `json:"failures"`
+	// Quiets counts the quiet windows that measured a new baseline;
+	// FirstBaselineP99 is the one measured before the backfill.
+	Quiets           int     `json:"quiets,omitempty"`
+	FirstBaselineP99 float64 `json:"first_baseline_p99_ms,omitempty"`
 }
 
 // PlanStatus is a plan's state in the ledger.

@@ -7,6 +7,14 @@
 // that baseline: it grows the rate step by step while the probe is within
 // the limit and halves it, with a pause, when the probe goes above.
 //
+// The application's latency also moves for reasons of its own: a busier
+// hour, a neighbour on the host. When halving the rate several times in a
+// row does not bring the probe back under the limit, the backfill is not
+// what the probe feels, so the guard stops the backfill for a quiet window,
+// measures the probe alone again and takes that as the new baseline: the
+// promise is "at most the ratio above what the app would feel without the
+// backfill", not "as fast as the app was at the start".
+//
 // The controller is plain arithmetic over samples and a clock, so its logic
 // is tested without a database (controller_test.go); the probe and the loop
 // that feeds the controller are in probe.go and guard.go.
@@ -60,6 +68,13 @@ type Config struct {
 	MinRate float64
 	// MaxRate caps the rate (0: no cap); the backfill's --max-rows-per-second.
 	MaxRate float64
+	// QuietAfter is how many decreases in a row, with no increase between
+	// them, make the guard measure a new baseline (default 3).
+	QuietAfter int
+	// Quiet is how long the backfill stops while the new baseline is
+	// measured (default 2s). Quiet windows are at least ten times their
+	// length apart, so they never take more than a tenth of the time.
+	Quiet time.Duration
 }
 
 // Defaults.
@@ -103,6 +118,12 @@ func (c Config) withDefaults() Config {
 	if c.MinRate <= 0 {
 		c.MinRate = 500
 	}
+	if c.QuietAfter <= 0 {
+		c.QuietAfter = 3
+	}
+	if c.Quiet <= 0 {
+		c.Quiet = 2 * time.Second
+	}
 	if c.MaxRate > 0 {
 		c.MinRate = min(c.MinRate, c.MaxRate)
 		c.InitialRate = min(c.InitialRate, c.MaxRate)
@@ -138,19 +159,27 @@ type Stats struct {
 	// Samples and Failures count the probes.
 	Samples  int `json:"samples"`
 	Failures int `json:"failures"`
+	// Quiets counts the quiet windows (Paused includes them); FirstBaseline
+	// is the baseline measured before the backfill, which they replaced.
+	Quiets        int           `json:"quiets"`
+	FirstBaseline time.Duration `json:"first_baseline_p99_ms"`
 }
 
 // MarshalJSON writes durations as milliseconds.
 func (s Stats) MarshalJSON() ([]byte, error) {
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
-	return []byte(fmt.Sprintf(`{"baseline_p99_ms":%g,"limit_ms":%g,"probe_p99_ms":%g,"peak_p99_ms":%g,"rate":%.0f,"decreases":%d,"paused_ms":%g,"samples":%d,"failures":%d}`,
-		ms(s.Baseline), ms(s.Limit), ms(s.P99), ms(s.Peak), s.Rate, s.Decreases, ms(s.Paused), s.Samples, s.Failures)), nil
+	return []byte(fmt.Sprintf(`{"baseline_p99_ms":%g,"limit_ms":%g,"probe_p99_ms":%g,"peak_p99_ms":%g,"rate":%.0f,"decreases":%d,"paused_ms":%g,"samples":%d,"failures":%d,"quiets":%d,"first_baseline_p99_ms":%g}`,
+		ms(s.Baseline), ms(s.Limit), ms(s.P99), ms(s.Peak), s.Rate, s.Decreases, ms(s.Paused), s.Samples, s.Failures, s.Quiets, ms(s.FirstBaseline))), nil
 }
 
 // Line is the guard's part of a progress line.
 func (s Stats) Line() string {
-	return fmt.Sprintf("guard %.0f rows/s, probe p99 %s (limit %s, baseline %s), %d slowdowns, paused %s",
+	line := fmt.Sprintf("guard %.0f rows/s, probe p99 %s (limit %s, baseline %s), %d slowdowns, paused %s",
 		s.Rate, roundMs(s.P99), roundMs(s.Limit), roundMs(s.Baseline), s.Decreases, s.Paused.Round(time.Millisecond))
+	if s.Quiets > 0 {
+		line += fmt.Sprintf(", %d re-baselines (first baseline %s)", s.Quiets, roundMs(s.FirstBaseline))
+	}
+	return line
 }
 
 func roundMs(d time.Duration) string {
@@ -174,6 +203,13 @@ type Controller struct {
 	decided, cut time.Time
 	samples      []Sample
 	stats        Stats
+	// inARow counts the decreases since the last increase; before is the
+	// rate the first of them started from.
+	inARow int
+	before float64
+	// quietFrom and quietTo bound the quiet window asked for (zero: none
+	// pending); lastQuiet is when the latest one ended.
+	quietFrom, quietTo, lastQuiet time.Time
 }
 
 // NewController starts a controller whose limit is cfg.MaxRatio times the
@@ -181,10 +217,16 @@ type Controller struct {
 func NewController(cfg Config, baseline time.Duration, now time.Time) *Controller {
 	cfg = cfg.withDefaults()
 	c := &Controller{cfg: cfg, rate: cfg.InitialRate, slowStart: true, decided: now, cut: now}
-	c.stats.Baseline = baseline
-	c.stats.Limit = time.Duration(float64(baseline)*cfg.MaxRatio) + cfg.Slack
+	c.stats.FirstBaseline = baseline
+	c.setBaseline(baseline)
 	c.stats.Rate = c.rate
+	c.lastQuiet = now
 	return c
+}
+
+func (c *Controller) setBaseline(b time.Duration) {
+	c.stats.Baseline = b
+	c.stats.Limit = time.Duration(float64(b)*c.cfg.MaxRatio) + c.cfg.Slack
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -213,6 +255,9 @@ type Decision struct {
 	// just went above the limit, so that it can show whether the backfill
 	// was the cause.
 	Pause time.Duration
+	// Quiet says the pause is a quiet window: the probe runs alone and its
+	// p99 becomes the new baseline.
+	Quiet bool
 }
 
 // Decide re-evaluates the rate when cfg.Every has passed since the last
@@ -221,6 +266,9 @@ type Decision struct {
 func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	if now.Sub(c.decided) < c.cfg.Every {
 		return Decision{Rate: c.rate}
+	}
+	if !c.quietTo.IsZero() {
+		c.endQuiet(now)
 	}
 	// Keep the window's samples, and only those since the last decrease.
 	from := now.Add(-c.cfg.Window)
@@ -251,6 +299,10 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	c.stats.Peak = max(c.stats.Peak, p99)
 	var d Decision
 	if p99 > c.stats.Limit {
+		if c.inARow == 0 {
+			c.before = c.rate
+		}
+		c.inARow++
 		c.from = c.rate
 		c.rate = max(c.cfg.MinRate, c.rate*c.cfg.Decrease)
 		c.slowStart = false
@@ -258,11 +310,21 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 		c.samples = c.samples[:0]
 		c.stats.Decreases++
 		d.Pause = c.cfg.Every
+		if c.inARow >= c.cfg.QuietAfter && now.Sub(c.lastQuiet) >= 10*c.cfg.Quiet {
+			// Backing off did not help: measure the probe alone. The
+			// first Every of the window is left out, so that the last
+			// batch's commit does not count as the app's own latency.
+			d.Pause, d.Quiet = c.cfg.Quiet, true
+			c.quietFrom, c.quietTo = now.Add(c.cfg.Every), now.Add(c.cfg.Quiet)
+		}
 		c.stats.Paused += d.Pause
-	} else if c.slowStart {
-		c.rate *= 1.5
 	} else {
-		c.rate += c.cfg.Increase * max(c.from, c.cfg.InitialRate)
+		c.inARow = 0
+		if c.slowStart {
+			c.rate *= 1.5
+		} else {
+			c.rate += c.cfg.Increase * max(c.from, c.cfg.InitialRate)
+		}
 	}
 	if c.cfg.MaxRate > 0 {
 		c.rate = min(c.rate, c.cfg.MaxRate)
@@ -270,6 +332,40 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	c.stats.Rate = c.rate
 	d.Rate = c.rate
 	return d
+}
+
+// endQuiet takes the p99 of the probes that started in the quiet window as
+// the new baseline. If the limit went up, the decreases that led to the
+// window were the app's doing, not the backfill's: the rate goes back to
+// half of what it was before them. Too few probes (they were failing or
+// stuck) keep the old baseline.
+func (c *Controller) endQuiet(now time.Time) {
+	var lat []time.Duration
+	for _, s := range c.samples {
+		if !s.At.Before(c.quietFrom) && s.At.Before(c.quietTo) {
+			lat = append(lat, s.Latency)
+		}
+	}
+	c.quietFrom, c.quietTo, c.lastQuiet = time.Time{}, time.Time{}, now
+	c.stats.Quiets++
+	c.inARow = 0
+	if len(lat) < max(c.cfg.MinSamples/4, 5) {
+		return
+	}
+	old := c.stats.Limit
+	c.setBaseline(Percentile(lat, 0.99))
+	if c.stats.Limit > old {
+		c.rate = max(c.rate, c.before*c.cfg.Decrease)
+		if c.cfg.MaxRate > 0 {
+			c.rate = min(c.rate, c.cfg.MaxRate)
+		}
+		c.from = c.rate
+		c.stats.Rate = c.rate
+	}
+	// The window's probes were the baseline's; the next decision is on
+	// probes taken with the backfill running again.
+	c.cut = now
+	c.samples = c.samples[:0]
 }
 
 // Stats returns what the controller did so far.

@@ -202,7 +202,7 @@ func TestGuardSlowsDownWhenProbeLatencyRises(t *testing.T) {
 	p.latency.Store(int64(60 * time.Millisecond))
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, slowed := g.Pace(1000, time.Millisecond); slowed {
+		if _, d := g.Pace(1000, time.Millisecond); d.Pause > 0 {
 			st := g.Stats()
 			if st.Decreases < 1 || st.Rate >= 10_000 {
 				t.Fatalf("slowed, but stats %+v", st)
@@ -227,5 +227,104 @@ func TestStartFailsWhenTheProbeFails(t *testing.T) {
 	}
 	if want := "permission denied for schema phasekit"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err %v does not name the probe's error", err)
+	}
+}
+
+// quietConfig asks for a quiet window after three decreases in a row, at
+// most every 5s (ten times its 500ms).
+func quietConfig() Config {
+	c := testConfig()
+	c.QuietAfter, c.Quiet = 3, 500*time.Millisecond
+	return c
+}
+
+// backOff feeds slow probes until the controller asks for a quiet window,
+// and returns that decision and the rate it started from.
+func backOff(t *testing.T, c *Controller, clk *fakeTime, lat time.Duration) (Decision, float64) {
+	t.Helper()
+	before := c.Stats().Rate
+	for i := 1; i <= 3; i++ {
+		d := feed(c, clk, 25, lat)
+		if d.Pause == 0 {
+			t.Fatalf("decrease %d: %+v, want a pause", i, d)
+		}
+		if d.Quiet != (i == 3) {
+			t.Fatalf("decrease %d: quiet %v, want a quiet window at the third decrease in a row", i, d.Quiet)
+		}
+		if i == 3 {
+			return d, before
+		}
+	}
+	return Decision{}, before
+}
+
+func TestQuietWindowRaisesTheBaselineWhenTheAppSlowsOnItsOwn(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
+	for clk.now.Before(time.Unix(5, 0)) {
+		feed(c, clk, 25, 2*time.Millisecond)
+	}
+	// The app gets slower on its own: 5ms whether the backfill runs or not.
+	d, before := backOff(t, c, clk, 5*time.Millisecond)
+	if d.Pause != 500*time.Millisecond {
+		t.Fatalf("quiet window of %s, want 500ms", d.Pause)
+	}
+	// During the window the probe still takes 5ms.
+	for i := 0; i < 50; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: 5 * time.Millisecond})
+	}
+	c.Decide(clk.now, 0)
+	st := c.Stats()
+	if st.Quiets != 1 || st.Baseline != 5*time.Millisecond || st.FirstBaseline != 2*time.Millisecond {
+		t.Fatalf("after the quiet window: %+v, want baseline 5ms (first 2ms), one quiet window", st)
+	}
+	if want := before * 0.5; st.Rate != want {
+		t.Errorf("rate %.0f after the quiet window, want half the rate before the decreases, %.0f", st.Rate, want)
+	}
+	// 5ms probes are now within the limit: the rate grows again.
+	if d := feed(c, clk, 25, 5*time.Millisecond); d.Pause != 0 || d.Rate <= st.Rate {
+		t.Errorf("after the new baseline, 5ms probes: %+v, want growth from %.0f", d, st.Rate)
+	}
+}
+
+func TestQuietWindowKeepsTheLimitWhenTheBackfillWasTheCause(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
+	for clk.now.Before(time.Unix(5, 0)) {
+		feed(c, clk, 25, 2*time.Millisecond)
+	}
+	backOff(t, c, clk, 9*time.Millisecond)
+	rate := c.Stats().Rate
+	// Alone, the probe is as fast as before: the backfill was the cause.
+	for i := 0; i < 50; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: 2 * time.Millisecond})
+	}
+	c.Decide(clk.now, 0)
+	st := c.Stats()
+	if st.Quiets != 1 || st.Limit != 3*time.Millisecond+time.Microsecond || st.Rate != rate {
+		t.Fatalf("after the quiet window: %+v, want the limit 3ms and the rate %.0f kept", st, rate)
+	}
+	// Three more decreases in a row, less than ten windows later: no
+	// second quiet window yet.
+	for i := 0; i < 3; i++ {
+		if d := feed(c, clk, 25, 9*time.Millisecond); d.Quiet {
+			t.Fatalf("a second quiet window %s after the first", clk.now.Sub(time.Unix(5, 0)))
+		}
+	}
+}
+
+func TestQuietWindowWithTooFewProbesKeepsTheBaseline(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
+	for clk.now.Before(time.Unix(5, 0)) {
+		feed(c, clk, 25, 2*time.Millisecond)
+	}
+	backOff(t, c, clk, 9*time.Millisecond)
+	// One probe in the window, stuck for the whole of it.
+	c.Observe(Sample{At: clk.advance(300 * time.Millisecond), Latency: 200 * time.Millisecond})
+	clk.advance(300 * time.Millisecond)
+	c.Decide(clk.now, 0)
+	if st := c.Stats(); st.Quiets != 1 || st.Baseline != 2*time.Millisecond {
+		t.Fatalf("%+v, want the 2ms baseline kept", st)
 	}
 }

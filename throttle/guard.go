@@ -115,9 +115,9 @@ func (g *Guard) loop(ctx context.Context, every time.Duration, sleep func(contex
 
 // Pace is called after each batch: keys rows were walked in took. It returns
 // how long to wait before the next batch, so that the rows walked fit the
-// controller's rate, plus a pause when the probe just went above the limit,
-// and whether that happened.
-func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, slowed bool) {
+// controller's rate, plus a pause when the probe just went above the limit
+// (a longer one when it is a quiet window), and the controller's decision.
+func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, d Decision) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.clock()
@@ -125,12 +125,12 @@ func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, slowed
 	if !g.inflight.IsZero() {
 		inflight = now.Sub(g.inflight)
 	}
-	d := g.ctrl.Decide(now, inflight)
+	d = g.ctrl.Decide(now, inflight)
 	if d.Rate > 0 {
 		slot := time.Duration(float64(keys) / d.Rate * float64(time.Second))
 		wait = max(0, slot-took)
 	}
-	return wait + d.Pause, d.Pause > 0
+	return wait + d.Pause, d
 }
 
 // Stats returns what the guard did so far.

@@ -69,6 +69,7 @@ func backfillFlags() []cli.Flag {
 		&cli.StringFlag{Name: "probe-sql", Usage: "latency guard: the statement to time instead of the default write to phasekit.latency_probe (e.g. one of the application's own queries)"},
 		&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill hard cap on rows/s, with or without the guard (0: none)"},
 		&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
+		&cli.BoolFlag{Name: "sync-batches", Usage: "commit each backfill batch with the server's synchronous_commit (default: off for the batch's own transaction, which commits its cursor too, so a server crash loses a few batches and their cursor together and the next run redoes them; docs/execution.md)"},
 		&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
 	}
 }
@@ -79,6 +80,7 @@ func backfillOptions(c *cli.Context, progress io.Writer) migrations.BackfillOpti
 	o := migrations.BackfillOptions{
 		TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
 		MaxReplicationLag: c.Duration("max-replication-lag"), ProbeSQL: c.String("probe-sql"),
+		AsyncCommit: !c.Bool("sync-batches"),
 	}
 	if progress != nil {
 		o.Progress, o.TTY = progress, isTerminal(progress)

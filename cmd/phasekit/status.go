@@ -82,6 +82,9 @@ func printStatus(w io.Writer, all []migrations.PlanStatus) {
 			if g := b.Guard; g != nil {
 				fmt.Fprintf(w, "    latency guard: probe p99 %.2f ms (peak %.2f, limit %.2f, baseline %.2f), %.0f rows/s, %d slowdown(s), %.0f ms paused, %d probes (%d failed)\n",
 					g.ProbeP99, g.PeakP99, g.Limit, g.BaselineP99, g.Rate, g.Decreases, g.Paused, g.Samples, g.Failures)
+				if g.Quiets > 0 {
+					fmt.Fprintf(w, "    %d quiet window(s) re-measured the baseline; the first was %.2f ms\n", g.Quiets, g.FirstBaselineP99)
+				}
 			}
 		}
 		for _, o := range p.Overrides {
