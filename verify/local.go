@@ -48,6 +48,12 @@ type Local struct {
 	exited  chan struct{} // closed once the postmaster has exited
 	waitErr error         // the postmaster's exit status, set before exited is closed
 
+	// How the server was started, for Restart.
+	postgres string
+	settings map[string]string
+	logTo    io.Writer
+	timeout  time.Duration
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -110,6 +116,7 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
+	l.postgres, l.settings, l.logTo, l.timeout = postgres, opts.Settings, logTo, timeout
 	for attempt := 1; ; attempt++ {
 		err = l.start(ctx, postgres, opts.Settings, logTo, timeout)
 		if err == nil {
