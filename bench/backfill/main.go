@@ -2,13 +2,14 @@
 // single UPDATE and the ALTER TYPE table rewrite, on one throwaway PostgreSQL
 // 15 cluster, while pgbench plays the application:
 //
-//	go run ./bench/backfill [-rows 2000000,10000000] [-reps 3] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 5ms] [-sweep] [-svg FILE]
+//	go run ./bench/backfill [-rows 2000000,10000000] [-reps 3] [-clients 4] [-duration 20s] [-rate 400] [-batch-target 5ms] [-sweep] [-svg FILE] [-workers 1,2,4]
 //
 // At each table size it runs the app alone, a naive UPDATE, phasekit's
 // backfill with its defaults (the latency guard on) and with the guard off,
 // and an I/O control, -reps times interleaved; at the first size, with
 // -sweep, a set of other settings once each (guard ratios, a rate cap,
-// asynchronous commits, batch sizes, the dual-write trigger alone). It
+// asynchronous commits, batch sizes, the dual-write trigger alone); at the
+// last size, the batch statement run by 1, 2 and 4 key-range workers. It
 // prints the tables and the targets to stdout and draws rows/s
 // against the app's p99 into -svg; progress goes to stderr.
 package main
@@ -39,6 +40,8 @@ type config struct {
 	sweep bool
 	// svg is where the trade-off plot goes ("": none).
 	svg string
+	// workers are the key-range worker counts tried at the last size.
+	workers []int
 }
 
 func main() {
@@ -57,6 +60,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.batchTarget, "batch-target", 0, "phasekit backfill batch target (apply --batch-target); 0 keeps phasekit's default")
 	fs.BoolVar(&cfg.sweep, "sweep", true, "at the first size, also run the sweep of other settings once each")
 	fs.StringVar(&cfg.svg, "svg", "", "write the rows/s against app p99 plot of the first size here")
+	workers := fs.String("workers", "1,2,4", "at the last size, fill the column with this many key-range workers running phasekit's batch statement, once each (\"\": skip)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +71,17 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.rows = append(cfg.rows, n)
+	}
+	for _, f := range strings.Split(*workers, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 64 {
+			fmt.Fprintf(stderr, "backfill: -workers: %q is not a worker count from 1 to 64\n", f)
+			return 2
+		}
+		cfg.workers = append(cfg.workers, n)
 	}
 	switch {
 	case fs.NArg() > 0:

@@ -170,6 +170,11 @@ func printReport(w io.Writer, cfg config, r *results) {
 			row(v.label, o)
 		}
 	}
+	for _, n := range r.workers {
+		for _, o := range r.series[fmt.Sprintf("parallel%d", n)] {
+			row(fmt.Sprintf("batch statement, %d key-range worker(s), no phasekit", n), o)
+		}
+	}
 	row("ALTER TYPE rewrite (reference)", r.rewrite)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| median of the repetitions | rows/s | vs pgroll | WAL MB/s | app p50 ms | app p99 ms | vs baseline p99 | app max ms | failed tx (sum) |")

@@ -95,6 +95,8 @@ type results struct {
 	// phaseTimes are the applied phases' times of the last unguarded run,
 	// from the ledger.
 	phaseTimes map[string]time.Duration
+	// workers are the key-range worker counts run (series "parallelN").
+	workers []int
 }
 
 func newResults(rows int64) *results {
@@ -120,7 +122,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) ([]*results, error) 
 	var all []*results
 	for i, rows := range cfg.rows {
 		logf("table size %s rows (%d of %d)", thousands(float64(rows)), i+1, len(cfg.rows))
-		res, err := runSize(ctx, cfg, rows, cfg.sweep && i == 0, logf, stderr)
+		var workers []int
+		if i == len(cfg.rows)-1 {
+			workers = cfg.workers
+		}
+		res, err := runSize(ctx, cfg, rows, cfg.sweep && i == 0, workers, logf, stderr)
 		if err != nil {
 			return nil, fmt.Errorf("%s rows: %w", thousands(float64(rows)), err)
 		}
@@ -130,7 +136,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) ([]*results, error) 
 }
 
 // runSize runs every run at one table size on a cluster of its own.
-func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, logf func(string, ...any), stderr io.Writer) (*results, error) {
+func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, workers []int, logf func(string, ...any), stderr io.Writer) (*results, error) {
 	bin, err := findPgbench()
 	if err != nil {
 		return nil, err
@@ -205,6 +211,10 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, logf f
 		for _, v := range sweep {
 			steps = append(steps, step{v.label, variantStep(v)})
 		}
+	}
+	for _, w := range workers {
+		steps = append(steps, step{fmt.Sprintf("%d key-range workers", w), func(ctx context.Context, res *results) error { return b.parallel(ctx, res, w) }})
+		res.workers = append(res.workers, w)
 	}
 	steps = append(steps, step{"rewrite", b.rewrite})
 	for _, s := range steps {
