@@ -16,6 +16,9 @@ import (
 // Sandbox is a PostgreSQL server phasekit may create and drop databases on:
 // a container, a throwaway local cluster, or a scratch database on an
 // existing server. Close removes everything the sandbox made.
+//
+// Every implementation passes the conformance suite in verify/sandboxtest,
+// whose package comment says how to add one.
 type Sandbox interface {
 	// Provider names the kind: "docker", "local" or "dsn".
 	Provider() string
@@ -25,7 +28,8 @@ type Sandbox interface {
 	DSN(database string) string
 	// CreateDatabase creates name as a copy of template ("" for the default).
 	CreateDatabase(ctx context.Context, name, template string) error
-	// DropDatabase drops name; a missing database is not an error.
+	// DropDatabase drops name, disconnecting its sessions; a missing
+	// database is not an error.
 	DropDatabase(ctx context.Context, name string) error
 	// Close removes the sandbox: stops the cluster, removes the container,
 	// drops the databases it created. Safe to call twice.
