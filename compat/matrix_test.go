@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,13 +12,12 @@ import (
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/compat"
+	"github.com/phasekit/phasekit/internal/testkit/golden"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
@@ -215,7 +213,7 @@ func TestChinookRenameMatrixLocal(t *testing.T) {
 		if err := compat.WriteMarkdown(&buf, normalise(res)); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "testdata/golden/rename_email.md", buf.Bytes())
+		golden.Check(t, "testdata/golden/rename_email.md", buf.Bytes())
 	})
 }
 
@@ -232,13 +230,8 @@ func TestChinookRenameMatrixDocker(t *testing.T) {
 
 func dockerSandbox(t *testing.T) verify.Sandbox {
 	t.Helper()
-	if why := verify.DockerUnusable(t.Context(), verify.DefaultImage()); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker provider unusable in CI: %s", why)
-		}
-		t.Skipf("docker provider: %s", why)
-	}
-	sb, err := verify.StartDocker(t.Context(), verify.DockerOptions{Image: verify.DefaultImage()})
+	image := pgtest.DockerImage(t)
+	sb, err := verify.StartDocker(t.Context(), verify.DockerOptions{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,25 +263,6 @@ func normalise(r *compat.Result) *compat.Result {
 	n.Duration = 0
 	n.Sources = []string{"testdata/demo/rename_email.sql"}
 	return &n
-}
-
-func golden(t *testing.T, file string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s", file, got)
-	}
 }
 
 // A conversion that multiplies by 10 instead of 100: every app still runs,

@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,21 +13,6 @@ import (
 	"github.com/phasekit/phasekit/verify"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
-
-// requireDocker returns the image of the containers: verify.DefaultImage(),
-// $PHASEKIT_IMAGE when set. It skips the test when Docker or the image is
-// unusable, unless CI=true.
-func requireDocker(t *testing.T) string {
-	t.Helper()
-	image := verify.DefaultImage()
-	if why := verify.DockerUnusable(t.Context(), image); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker unusable, and CI=true expects it to work: %s", why)
-		}
-		t.Skipf("docker unusable: %s", why)
-	}
-	return image
-}
 
 // dockerShards starts one PostgreSQL container of image per name, each with
 // Chinook restored into database chinook, and adds them to s. The
@@ -99,7 +83,7 @@ func (s *shards) dockerShards(t *testing.T, image string, names ...string) {
 func TestRolloutDockerWave(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	image := requireDocker(t)
+	image := pgtest.DockerImage(t)
 	s := newShards(t, "local-a", "local-b")
 	s.dockerShards(t, image, "ctr-a", "ctr-b")
 	before := columns(t, s.dsn["local-a"])

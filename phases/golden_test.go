@@ -3,19 +3,16 @@ package phases_test
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/testkit/golden"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/schema"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 func loadSnapshot(t testing.TB, name string) *schema.Snapshot {
 	t.Helper()
@@ -91,35 +88,9 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "golden", tc.name+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./phases -run TestGolden -update)", err)
-			}
-			if string(want) != string(got)+"\n" {
-				t.Errorf("plan differs from %s (run with -update and review the diff):\n%s", golden, firstDiff(string(want), string(got)))
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", tc.name+".json"), append(got, '\n'))
 		})
 	}
-}
-
-func firstDiff(a, b string) string {
-	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(al) && i < len(bl); i++ {
-		if al[i] != bl[i] {
-			return "line " + strconv.Itoa(i+1) + ":\n- " + al[i] + "\n+ " + bl[i]
-		}
-	}
-	return "lengths differ"
 }
 
 // TestRefusals: changes the planner must refuse, naming what is in the way.

@@ -3,19 +3,17 @@ package pipeline_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/phasekit/phasekit/change"
+	"github.com/phasekit/phasekit/internal/testkit/golden"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/pipeline"
 	"github.com/phasekit/phasekit/schema"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // renamePlan is a plan shaped as the planner makes it for a column rename:
 // the app windows are the ones phases.Build sets.
@@ -210,23 +208,7 @@ func TestTimelineGolden(t *testing.T) {
 			if err := pipeline.WriteTimeline(&buf, b, format); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "golden", file)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./pipeline -run TestTimelineGolden -update)", err)
-			}
-			if string(want) != buf.String() {
-				t.Errorf("timeline differs from %s (run with -update and review the diff):\n%s", golden, buf.String())
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", file), buf.Bytes())
 		})
 	}
 	if err := pipeline.WriteTimeline(&bytes.Buffer{}, b, "yaml"); err == nil || !strings.Contains(err.Error(), "want text, markdown or json") {

@@ -2,32 +2,17 @@ package report_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/phasekit/phasekit/internal/testkit/golden"
 	"github.com/phasekit/phasekit/report"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
-
-func golden(t *testing.T, name string, got []byte) {
+// checkGolden compares got with testdata/golden/name.
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	file := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test ./report -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./report -run %s -update rewrites it); got:\n%s", file, t.Name(), got)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name), got)
 }
 
 // TestMarkdownGolden renders the pull-request Markdown of the Chinook
@@ -46,7 +31,7 @@ func TestMarkdownGolden(t *testing.T) {
 			if err := tc.review(t).WriteMarkdown(&b); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name, b.Bytes())
+			checkGolden(t, tc.name, b.Bytes())
 		})
 	}
 }

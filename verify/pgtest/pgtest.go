@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phasekit/phasekit/internal/testkit"
 	"github.com/phasekit/phasekit/verify"
 )
 
@@ -304,4 +305,14 @@ func knownDatasets() string {
 	}
 	sort.Strings(names[1:])
 	return strings.Join(names, ", ")
+}
+
+// DockerImage returns the image the docker sandbox runs (verify.DefaultImage:
+// $PHASEKIT_IMAGE when set), skipping the test when Docker or the image is
+// unusable, or failing it when CI=true, since CI builds the image first.
+func DockerImage(t testing.TB) string {
+	t.Helper()
+	image := verify.DefaultImage()
+	testkit.RequireDocker(t, verify.DockerUnusable(t.Context(), image))
+	return image
 }

@@ -1,5 +1,3 @@
-// Package verify runs changes against throwaway PostgreSQL servers and copies
-// of real data, so that a plan is tried before it touches production.
 package verify
 
 import (
@@ -241,6 +239,17 @@ func (l *Local) DSN(database string) string {
 	}
 	return u.String()
 }
+
+// Provider implements Sandbox.
+func (l *Local) Provider() string { return ProviderLocal }
+
+// Describe implements Sandbox.
+func (l *Local) Describe() string {
+	return fmt.Sprintf("local PostgreSQL cluster on 127.0.0.1:%d", l.port)
+}
+
+// Close implements Sandbox: it stops the cluster and removes its directory.
+func (l *Local) Close() error { return l.Stop() }
 
 // CreateDatabase creates database name as a copy of template; an empty
 // template means the server's default (template1).

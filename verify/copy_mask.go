@@ -334,3 +334,55 @@ func qualifiedName(schema, table string) string {
 	}
 	return schema + "." + table
 }
+
+// pauseAutovacuum keeps autovacuum off every table of the target while the
+// data is loaded and masked, when there are masks: an ANALYZE of a masked
+// table would copy original values into pg_statistic, and one of any table
+// holds a snapshot that keeps VACUUM FULL from dropping the original row
+// versions. The function it returns puts the tables' settings back.
+func pauseAutovacuum(ctx context.Context, conn *pgx.Conn, masks []maskedColumn) (func() error, error) {
+	if len(masks) == 0 {
+		return func() error { return nil }, nil
+	}
+	type saved struct {
+		name string
+		opts []string // the table's autovacuum_enabled settings, as they were
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT format('%I.%I', n.nspname, c.relname),
+		       ARRAY(SELECT o FROM unnest(coalesce(c.reloptions, '{}')) o WHERE o LIKE 'autovacuum\_enabled=%') ||
+		       ARRAY(SELECT 'toast.' || o FROM unnest(coalesce(t.reloptions, '{}')) o WHERE o LIKE 'autovacuum\_enabled=%')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+		WHERE c.relkind = 'r'
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'`)
+	if err != nil {
+		return nil, fmt.Errorf("mask: list tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (saved, error) {
+		var s saved
+		err := r.Scan(&s.name, &s.opts)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mask: list tables: %w", err)
+	}
+	for _, t := range tables {
+		if _, err := conn.Exec(ctx, "ALTER TABLE "+t.name+" SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)"); err != nil {
+			return nil, fmt.Errorf("mask: keep autovacuum off %s until the data is masked: %w", t.name, err)
+		}
+	}
+	return func() error {
+		for _, t := range tables {
+			sql := "ALTER TABLE " + t.name + " RESET (autovacuum_enabled, toast.autovacuum_enabled)"
+			if len(t.opts) > 0 {
+				// name=value pairs from the catalog, boolean values only.
+				sql += "; ALTER TABLE " + t.name + " SET (" + strings.Join(t.opts, ", ") + ")"
+			}
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("mask: restore the autovacuum setting of %s: %w", t.name, err)
+			}
+		}
+		return nil
+	}, nil
+}

@@ -21,18 +21,14 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/phasekit/phasekit/internal/dbconn"
+	"github.com/phasekit/phasekit/internal/testkit"
 )
 
 // requireDocker skips the test when Docker or image is unusable; with
 // CI=true it fails instead, since CI builds the image (make image) first.
 func requireDocker(t *testing.T, image string) {
 	t.Helper()
-	if why := dockerUnusable(t.Context(), image); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker sandbox unusable, and CI=true expects it to work: %s", why)
-		}
-		t.Skipf("docker sandbox unusable: %s", why)
-	}
+	testkit.RequireDocker(t, dockerUnusable(t.Context(), image))
 }
 
 func TestDockerSandbox(t *testing.T) {
