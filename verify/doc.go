@@ -7,7 +7,8 @@
 //
 //	sandbox.go            the Sandbox interface, OpenSandbox (picks a provider)
 //	sandbox_local.go      Local: a throwaway cluster in a temporary directory
-//	sandbox_local_*.go    how its server process is started, per platform
+//	sandbox_local_*.go    how its server process is started, per platform;
+//	                      Crash and Restart, for tests of what survives a crash
 //	sandbox_docker.go     Docker: a container through testcontainers-go
 //	sandbox_image.go      BuildImage: the local image, made without a registry
 //	sandbox_dsn.go        DSNSandbox: scratch databases on an existing server
