@@ -2,6 +2,7 @@ package phases
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,6 +128,11 @@ func objectsOf(s *schema.Snapshot, obs *Observed, c change.Change) []object {
 		}
 	case change.ChangeType, change.DropColumn, change.SetNotNull, change.DropNotNull, change.SetDefault, change.DropDefault, change.AddColumn:
 		cols(t, c.Column, c.NewName)
+		if c.Kind == change.ChangeType {
+			// Widening a key rebuilds the foreign keys that point at it,
+			// on their own tables, until contract.
+			add(referencingKeys(s, t, c.Column)...)
+		}
 	case change.DropTable, change.CreateTable:
 		add(rel(t))
 	case change.AddForeignKey:
@@ -196,6 +202,24 @@ func objectsOf(s *schema.Snapshot, obs *Observed, c change.Change) []object {
 	}
 	if obs != nil && obs.Before != nil && obs.After != nil {
 		add(diffObjects(obs.Before, obs.After)...)
+	}
+	return out
+}
+
+// referencingKeys are the foreign keys on other tables that reference
+// column of table, with their columns.
+func referencingKeys(s *schema.Snapshot, table, column string) []object {
+	tb, ok := s.Table(table)
+	if !ok {
+		return nil
+	}
+	var out []object
+	for _, con := range tb.ReferencedBy {
+		if !slices.Contains(con.RefColumns, column) {
+			continue
+		}
+		out = append(out, constraint(con.Table, con.Name))
+		out = append(out, columnObjects(con.Table, con.Columns)...)
 	}
 	return out
 }
