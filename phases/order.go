@@ -517,6 +517,20 @@ func travels(c change.Change) bool          { return recipeOf(c.Kind).Moves(c).T
 func readsData(c change.Change) bool        { return recipeOf(c.Kind).Moves(c).ReadsData }
 func commutesWithData(c change.Change) bool { return recipeOf(c.Kind).Moves(c).CommutesWithData }
 
+// commutesWith reports whether c may run before the earlier data statement
+// d. A default is indifferent to the rows already there, but not to the
+// rows d writes into its table: they take the default of the moment d runs
+// (an INSERT leaving the column out, an UPDATE ... SET c = DEFAULT).
+func commutesWith(c, d change.Change) bool {
+	if !commutesWithData(c) {
+		return false
+	}
+	if (c.Kind == change.SetDefault || c.Kind == change.DropDefault) && d.Table == c.Table && !strings.HasPrefix(d.Reason, "deletes") {
+		return false
+	}
+	return true
+}
+
 // order applies the rules above until nothing moves.
 func order(units []*unit) error {
 	for changed, rounds := true, 0; changed && rounds <= len(units)*len(Order); rounds++ {
@@ -558,7 +572,7 @@ func order(units []*unit) error {
 			}
 			floor, by, what := first, -1, object{}
 			for i := 0; i < j; i++ {
-				if units[i].c.Kind == change.Data && commutesWithData(u.c) {
+				if units[i].c.Kind == change.Data && commutesWith(u.c, units[i].c) {
 					continue
 				}
 				for _, x := range units[i].objs {

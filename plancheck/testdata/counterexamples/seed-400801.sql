@@ -1,0 +1,54 @@
+-- found by the differential fuzzer, seed 400801
+-- check failed: error ""
+--   rows of public.t6: file "20 rows, digest cf4469d1933256774abf23b356f72314" plan "20 rows, digest f65974b3fb659c8aaf6fd56d9b7733aa"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id integer PRIMARY KEY, c2 numeric(10,2) NOT NULL DEFAULT 4.81, c3 smallint, c4 date);
+CREATE INDEX ix5 ON t1 ((c4));
+INSERT INTO t1 (id, c2, c3, c4) VALUES (1, 843.44, 347, '2024-02-07');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (2, 944.09, 250, '2024-02-05');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (3, 414.84, 458, '2024-02-13');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (4, 698.75, NULL, '2024-02-18');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (5, 166.22, NULL, '2024-02-03');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (6, 621.76, 64, '2024-02-09');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (7, 592.31, NULL, '2024-02-23');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (8, 175.96, 664, '2024-02-23');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (9, 315.62, 518, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (10, 848.68, 125, '2024-02-25');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (11, 172.68, 375, '2024-02-15');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (12, 755.30, 905, '2024-02-05');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (13, 729.64, 742, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (14, 426.74, NULL, '2024-02-08');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (15, 378.49, NULL, '2024-02-27');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (16, 916.62, 385, '2024-02-04');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (17, 125.97, 959, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (18, 527.58, 533, '2024-02-17');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (19, 335.17, 512, '2024-02-10');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (20, 797.78, NULL, '2024-02-26');
+CREATE TABLE t6 (id serial PRIMARY KEY, c7 bigint, c8 timestamp NOT NULL DEFAULT '2024-01-17 10:00', c9 jsonb, c10 smallint NOT NULL DEFAULT 783, c11 varchar(20) NOT NULL DEFAULT 'v754');
+CREATE INDEX ix12 ON t6 ((c11));
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (1, 86, '2024-01-04 10:00', NULL, 470, 'v771');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (2, 760, '2024-01-09 10:00', '{"k": 66}', 548, 'v216');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (3, 32, '2024-01-24 10:00', '{"k": 55}', 696, 'v887');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (4, 497, '2024-01-24 10:00', '{"k": 98}', 371, 'v286');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (5, 375, '2024-01-17 10:00', '{"k": 37}', 692, 'v965');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (6, 332, '2024-01-27 10:00', '{"k": 10}', 415, 'v615');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (7, 132, '2024-01-21 10:00', '{"k": 68}', 420, 'v845');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (8, 610, '2024-01-01 10:00', '{"k": 86}', 626, 'v71');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (9, 233, '2024-01-24 10:00', '{"k": 78}', 644, 'v701');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (10, NULL, '2024-01-24 10:00', '{"k": 85}', 413, 'v298');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (11, 609, '2024-01-14 10:00', NULL, 7, 'v125');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (12, 497, '2024-01-26 10:00', '{"k": 76}', 113, 'v308');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (13, 494, '2024-01-28 10:00', '{"k": 11}', 162, 'v912');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (14, 764, '2024-01-11 10:00', NULL, 801, 'v59');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (15, 680, '2024-01-01 10:00', '{"k": 11}', 73, 'v163');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (16, 557, '2024-01-11 10:00', '{"k": 95}', 549, 'v315');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (17, NULL, '2024-01-18 10:00', '{"k": 36}', 510, 'v392');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (18, 563, '2024-01-25 10:00', '{"k": 12}', 311, 'v251');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (19, 391, '2024-01-16 10:00', '{"k": 24}', 91, 'v149');
+INSERT INTO t6 (id, c7, c8, c9, c10, c11) VALUES (20, NULL, '2024-01-10 10:00', '{"k": 83}', 261, 'v264');
+SELECT setval('t6_id_seq', 20);
+CREATE VIEW v13 AS SELECT id, c10 FROM t6;
+-- migration
+DELETE FROM t6 WHERE id % 7 = 0 AND c9 IS NULL; ALTER TABLE t6 DROP COLUMN c9 CASCADE;
+INSERT INTO t6 (id) VALUES (1200) ON CONFLICT DO NOTHING;
+ALTER TABLE t6 ALTER COLUMN c7 SET DEFAULT 911;
