@@ -23,13 +23,27 @@ import (
 // extension, a file that cannot be read, bad SQL or YAML) comes back as an
 // *InputError naming the file, so the CLI exits with 2.
 func ReadFile(path string) (*Migration, error) {
+	return readFile(path, printer{})
+}
+
+// ReadFileForLint reads an input as ReadFile does, with what the lint rules
+// read and no more: from a .sql file, the changes' Definition is empty and
+// their SQL and Replay are the statement as written, where ReadFile prints
+// each ALTER TABLE subcommand and each dropped object as a statement of its
+// own with PostgreSQL's deparser. Findings are the same; planning, replay and
+// lint's data checks need ReadFile.
+func ReadFileForLint(path string) (*Migration, error) {
+	return readFile(path, printer{skip: true})
+}
+
+func readFile(path string, p printer) (*Migration, error) {
 	var (
 		m   *Migration
 		err error
 	)
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".sql":
-		m, err = ReadSQLFile(path)
+		m, err = readSQLFile(path, p)
 	case ".yaml", ".yml":
 		m, err = ReadSpecFile(path)
 	default:
@@ -44,16 +58,30 @@ func ReadFile(path string) (*Migration, error) {
 
 // ReadSQLFile reads a migration file and parses it.
 func ReadSQLFile(path string) (*Migration, error) {
+	return readSQLFile(path, printer{})
+}
+
+// ReadSQLFileForLint is ReadSQLFile with what the lint rules read and no
+// more, as ReadFileForLint.
+func ReadSQLFileForLint(path string) (*Migration, error) {
+	return readSQLFile(path, printer{skip: true})
+}
+
+func readSQLFile(path string, p printer) (*Migration, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read migration: %w", err)
 	}
-	return ParseSQL(path, string(b))
+	return parseSQL(path, string(b), p)
 }
 
 // ParseSQL parses the SQL text of one migration file into changes. A syntax
 // error comes back as an *InputError naming file:line:col.
 func ParseSQL(file, src string) (*Migration, error) {
+	return parseSQL(file, src, printer{})
+}
+
+func parseSQL(file, src string, p printer) (*Migration, error) {
 	lines := newLineIndex(src)
 	tree, err := pg.Parse(src)
 	if err != nil {
@@ -77,7 +105,7 @@ func ParseSQL(file, src string) (*Migration, error) {
 		start, end := stmtBounds(src, raw, toks)
 		text := strings.TrimSpace(src[start:end])
 		pos := lines.pos(file, start)
-		changes := classify(raw.Stmt, text)
+		changes := classify(raw.Stmt, text, p)
 		stmt := len(m.Statements)
 		m.Statements = append(m.Statements, Statement{Pos: pos, SQL: text, Autocommit: autocommit(raw.Stmt), Transaction: raw.Stmt.GetTransactionStmt() != nil})
 		rels := relations(raw.Stmt)
