@@ -3,8 +3,10 @@ package change
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -37,11 +39,78 @@ func deparseExpr(n *pg.Node) string {
 	return strings.TrimPrefix(s, "SELECT ")
 }
 
-// deparseType prints a type name by deparsing "SELECT NULL::type".
+// deparseType prints a type name by deparsing "SELECT NULL::type". The
+// same few types come back again and again (bigint, text, varchar(255)):
+// a name with a typeKey is deparsed once a process.
 func deparseType(t *pg.TypeName) string {
 	if t == nil {
 		return ""
 	}
+	key, ok := typeKey(t)
+	if ok {
+		if s, ok := typeNames.Load(key); ok {
+			return s.(string)
+		}
+	}
+	s := deparseTypeName(t)
+	if ok && typeNamesStored.Add(1) <= maxTypeNames {
+		typeNames.Store(key, s)
+	}
+	return s
+}
+
+// typeNames holds deparseType's results by typeKey, up to maxTypeNames.
+var (
+	typeNames       sync.Map
+	typeNamesStored atomic.Int64
+)
+
+const maxTypeNames = 4096
+
+// typeKey is everything of a type name the deparser reads, as a string:
+// its names, its modifiers when they are integer constants (varchar(255),
+// numeric(10,2)), its array bounds and flags; its location aside, which
+// the deparser does not print. A name with a modifier of any other form
+// has no key (ok false) and is deparsed each time. TestTypeKeyFields
+// fails when pg_query adds a field to TypeName.
+func typeKey(t *pg.TypeName) (key string, ok bool) {
+	b := make([]byte, 0, 64)
+	for _, n := range t.Names {
+		s := n.GetString_()
+		if s == nil {
+			return "", false
+		}
+		b = append(b, s.Sval...)
+		b = append(b, 0) // no identifier holds a NUL
+	}
+	b = append(b, '|')
+	for _, n := range t.Typmods {
+		c := n.GetAConst()
+		if c == nil || c.Isnull || c.GetIval() == nil {
+			return "", false
+		}
+		b = strconv.AppendInt(b, int64(c.GetIval().Ival), 10)
+		b = append(b, ',')
+	}
+	b = append(b, '|')
+	for _, n := range t.ArrayBounds {
+		i := n.GetInteger()
+		if i == nil {
+			return "", false
+		}
+		b = strconv.AppendInt(b, int64(i.Ival), 10)
+		b = append(b, ',')
+	}
+	b = append(b, '|')
+	b = strconv.AppendUint(b, uint64(t.TypeOid), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(t.Typemod), 10)
+	b = strconv.AppendBool(b, t.Setof)
+	b = strconv.AppendBool(b, t.PctType)
+	return string(b), true
+}
+
+func deparseTypeName(t *pg.TypeName) string {
 	cast := &pg.TypeCast{Arg: &pg.Node{Node: &pg.Node_AConst{AConst: &pg.A_Const{Isnull: true}}}, TypeName: t}
 	s := deparseExpr(&pg.Node{Node: &pg.Node_TypeCast{TypeCast: cast}})
 	return strings.TrimPrefix(s, "NULL::")
