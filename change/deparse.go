@@ -10,12 +10,14 @@ import (
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // treeVersion is the parse tree version the deparser expects; trees we build
 // by hand must carry it.
 var treeVersion = sync.OnceValue(func() int32 {
-	r, err := pg.Parse("SELECT 1")
+	r, err := pgdecode.Parse("SELECT 1")
 	if err != nil {
 		panic("pg_query cannot parse SELECT 1: " + err.Error())
 	}

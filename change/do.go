@@ -9,6 +9,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/phasekit/phasekit/internal/human"
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // doSafeKinds are the kinds a DO block may run and still be planned as one
@@ -45,7 +46,7 @@ func classifyDo(d *pg.DoStmt) Change {
 	var unsafe []string
 	var rels []string
 	for _, q := range inner {
-		tree, err := pg.Parse(q)
+		tree, err := pgdecode.Parse(q)
 		if err != nil {
 			continue
 		}

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // ReadFile reads one input by its extension: a .sql migration or a .yaml
@@ -83,7 +85,7 @@ func ParseSQL(file, src string) (*Migration, error) {
 
 func parseSQL(file, src string, p printer) (*Migration, error) {
 	lines := newLineIndex(src)
-	tree, err := pg.Parse(src)
+	tree, err := pgdecode.Parse(src)
 	if err != nil {
 		return nil, syntaxError(file, src, lines, err)
 	}

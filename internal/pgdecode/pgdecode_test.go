@@ -1,0 +1,114 @@
+package pgdecode
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phasekit/phasekit/internal/corpus"
+)
+
+// inputs are the repository's migrations and a generated corpus.
+func inputs(t testing.TB) []string {
+	var out []string
+	for _, root := range []string{"../../testdata", "../../examples", "../../plancheck/testdata", "../../change/testdata", "../../phases/testdata"} {
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && filepath.Ext(path) == ".sql" {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(b))
+			}
+			return nil
+		})
+	}
+	paths, _, err := corpus.Write(t.TempDir(), 100, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return append(out,
+		"SELECT 1.5e10, 'x', E'\\\\n', B'101', X'ff', true, NULL, $1, ARRAY[1,2][1], row(1, 2)",
+		"CREATE FUNCTION f(a int) RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$",
+		"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r TABLESAMPLE bernoulli (5)",
+		"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+		"CREATE TABLE p (a int, b text COLLATE \"C\") PARTITION BY RANGE (a); ALTER TYPE e ADD VALUE 'x' BEFORE 'y'",
+		"SELECT json_object('a': 1), xmlelement(name a), count(*) FILTER (WHERE x) OVER (PARTITION BY y ORDER BY z ROWS 2 PRECEDING)",
+		"SELECT 'ünïcödé', \"ident with space\", 1::numeric(10,2)",
+	)
+}
+
+// TestParseSameTree checks that the generated decoder gives the tree
+// protobuf-go gives, and that it does not give up on any of the inputs.
+func TestParseSameTree(t *testing.T) {
+	n := 0
+	for _, src := range inputs(t) {
+		b, err := parser.ParseToProtobuf(src)
+		if err != nil {
+			continue
+		}
+		want := &pg.ParseResult{}
+		if err := proto.Unmarshal(b, want); err != nil {
+			t.Fatal(err)
+		}
+		got := &pg.ParseResult{}
+		if err := decodeParseResult(b, got); err != nil {
+			t.Errorf("%.60q: the decoder gave up: %v", src, err)
+			continue
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("%.60q: the decoder's tree differs from protobuf-go's", src)
+		}
+		tree, err := Parse(src)
+		if err != nil || !proto.Equal(tree, want) {
+			t.Errorf("%.60q: Parse differs from protobuf-go's decoding (%v)", src, err)
+		}
+		n++
+	}
+	if n < 150 {
+		t.Errorf("decoded %d inputs, want the test data's", n)
+	}
+}
+
+// TestParseFallsBack: bytes the decoder was not written for go through
+// protobuf-go (here, an unknown field, which protobuf-go keeps).
+func TestParseFallsBack(t *testing.T) {
+	b := []byte{0xf8, 0x3f, 0x01} // field 1023, varint 1
+	if err := decodeParseResult(b, &pg.ParseResult{}); err == nil {
+		t.Fatal("the decoder accepted an unknown field")
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	var bufs [][]byte
+	for _, src := range inputs(b) {
+		if p, err := parser.ParseToProtobuf(src); err == nil {
+			bufs = append(bufs, p)
+		}
+	}
+	b.Run("generated", func(b *testing.B) {
+		for range b.N {
+			for _, p := range bufs {
+				_ = decodeParseResult(p, &pg.ParseResult{})
+			}
+		}
+	})
+	b.Run("protobuf-go", func(b *testing.B) {
+		for range b.N {
+			for _, p := range bufs {
+				_ = proto.Unmarshal(p, &pg.ParseResult{})
+			}
+		}
+	})
+}
