@@ -26,7 +26,7 @@ var treeVersion = sync.OnceValue(func() int32 {
 
 // deparseStmt prints a statement with PostgreSQL's own deparser.
 func deparseStmt(n *pg.Node) string {
-	out, err := pg.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: n}}})
+	out, err := pgdecode.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: n}}})
 	if err != nil {
 		// Deparse only fails on trees the parser did not make; ours came from it.
 		return "/* cannot deparse: " + err.Error() + " */"

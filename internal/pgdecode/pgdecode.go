@@ -1,17 +1,22 @@
-// Package pgdecode reads pg_query's parse tree without protobuf-go.
+// Package pgdecode hands parse trees between pg_query (C) and Go without
+// protobuf-go.
 //
-// pg_query_go's Parse has PostgreSQL's parser (C) encode the tree as
-// protobuf, then decodes it with protobuf-go: a fifth of phasekit lint's
-// time, plus about 2 ms the first time in a process, while protobuf-go
-// builds pg_query's descriptors and the coders of its ~270 node types.
-// decode_gen.go, generated from pg_query_go's types (go generate), decodes
-// the same bytes into the same Go structs with one plain function a message.
+// pg_query_go's Parse has PostgreSQL's parser encode the tree as protobuf,
+// then decodes it with protobuf-go (a fifth of phasekit lint's time), and
+// its Deparse encodes a tree with protobuf-go for the C deparser; the first
+// of either in a process also pays about 2 ms while protobuf-go builds
+// pg_query's descriptors and the coders of its ~270 node types, a sixth of
+// a one-file lint. decode_gen.go and encode_gen.go, generated from
+// pg_query_go's types (go generate), decode and encode the same bytes into
+// and from the same Go structs with one plain function a message.
 //
 // Anything it was not written for (a field it does not know, a wire type it
 // does not expect, a string that is not UTF-8, which protobuf-go refuses)
 // makes it give up, and Parse decodes with protobuf-go instead, so the
 // result is always what pg_query_go's Parse returns; TestParseSameTree
-// checks that on the repository's test data.
+// checks that on the repository's test data. The encoder writes a tree as
+// protobuf-go would (TestEncodeSameTree: the bytes decode to the same tree
+// and every statement of the test data deparses the same).
 package pgdecode
 
 //go:generate go run ./gen
@@ -101,4 +106,49 @@ func noFields(b []byte) error {
 		return errBad
 	}
 	return nil
+}
+
+// Deparse prints tree as pg_query_go's Deparse does, encoding it with the
+// generated encoder rather than protobuf-go.
+func Deparse(tree *pg.ParseResult) (string, error) {
+	return parser.DeparseFromProtobuf(appendParseResult(make([]byte, 0, 256), tree))
+}
+
+// startMessage appends the tag of a message field and a one-byte length to
+// fill in by endMessage; it returns where the length is.
+func startMessage(b []byte, num protowire.Number) ([]byte, int) {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return append(b, 0), len(b)
+}
+
+// endMessage writes the length of the message appended since startMessage,
+// moving it along when the length takes more than a byte.
+func endMessage(b []byte, at int) []byte {
+	n := len(b) - at - 1
+	if n < 0x80 {
+		b[at] = byte(n)
+		return b
+	}
+	k := protowire.SizeVarint(uint64(n))
+	b = append(b, make([]byte, k-1)...)
+	copy(b[at+k:], b[at+1:at+1+n])
+	protowire.AppendVarint(b[at:at], uint64(n))
+	return b
+}
+
+// appendPacked appends a repeated uint64, packed, as protobuf-go writes it.
+func appendPacked(b []byte, num protowire.Number, xs []uint64) []byte {
+	if len(xs) == 0 {
+		return b
+	}
+	n := 0
+	for _, x := range xs {
+		n += protowire.SizeVarint(x)
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	for _, x := range xs {
+		b = protowire.AppendVarint(b, x)
+	}
+	return b
 }

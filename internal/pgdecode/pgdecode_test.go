@@ -7,6 +7,7 @@ import (
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phasekit/phasekit/internal/corpus"
@@ -111,4 +112,47 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEncodeSameTree checks that the generated encoder's bytes decode (with
+// protobuf-go) to the tree encoded, and that Deparse prints every statement
+// of the inputs as pg_query_go's Deparse does.
+func TestEncodeSameTree(t *testing.T) {
+	n := 0
+	for _, src := range inputs(t) {
+		tree, err := pg.Parse(src)
+		if err != nil {
+			continue
+		}
+		var back pg.ParseResult
+		if err := proto.Unmarshal(appendParseResult(nil, tree), &back); err != nil || !proto.Equal(&back, tree) {
+			t.Errorf("%.60q: the encoder's bytes decode to another tree (%v)", src, err)
+			continue
+		}
+		for _, st := range tree.Stmts {
+			one := &pg.ParseResult{Version: tree.Version, Stmts: []*pg.RawStmt{{Stmt: st.Stmt}}}
+			want, errWant := pg.Deparse(one)
+			got, errGot := Deparse(one)
+			if got != want || (errWant == nil) != (errGot == nil) {
+				t.Errorf("%.60q: Deparse prints %q (%v), pg_query_go %q (%v)", src, got, errGot, want, errWant)
+			}
+			n++
+		}
+	}
+	if n < 500 {
+		t.Errorf("deparsed %d statements, want the test data's", n)
+	}
+}
+
+func TestEndMessageLongLength(t *testing.T) {
+	b, at := startMessage([]byte{7}, 3)
+	for i := range 300 {
+		b = append(b, byte(i))
+	}
+	b = endMessage(b, at)
+	num, typ, k := protowire.ConsumeTag(b[1:])
+	v, m := protowire.ConsumeBytes(b[1+k:])
+	if num != 3 || typ != protowire.BytesType || m < 0 || len(v) != 300 || v[299] != byte(299%256) || 1+k+m != len(b) {
+		t.Errorf("a 300-byte message reads back as field %d, %d bytes", num, len(v))
+	}
 }
