@@ -2,14 +2,12 @@ package change
 
 import (
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/phasekit/phasekit/internal/pgdecode"
 )
@@ -128,11 +126,6 @@ func deparseArgs(args []*pg.Node) string {
 
 // walk calls f on n and on every node below it, depth first, each message's
 // fields in declaration order.
-//
-// It walks the generated Go structs with the reflect package rather than
-// through protobuf reflection: the message fields of each struct type are
-// listed once, and reading them costs a few loads instead of protoreflect's
-// per-field Value boxing, several times faster on a whole migration file.
 func walk(n *pg.Node, f func(*pg.Node)) {
 	walkMessages(n, func(m any) {
 		if node, ok := m.(*pg.Node); ok {
@@ -143,88 +136,14 @@ func walk(n *pg.Node, f func(*pg.Node)) {
 
 // walkMessages calls f with every message under n, n included: the nodes and
 // the messages held directly (an INSERT's target RangeVar is no Node).
+//
+// It runs a walker generated for pg_query_go's types (pgdecode.Walk), which
+// reads each struct's message fields directly: several times faster than
+// walking them with the reflect package (walkReflect in the tests, which
+// checks it visits the same messages in the same order).
 func walkMessages(n *pg.Node, f func(any)) {
-	if n == nil {
-		return
-	}
-	walkValue(reflect.ValueOf(n), f)
+	pgdecode.Walk(n, f)
 }
-
-// walkValue walks a pointer to a message struct.
-func walkValue(p reflect.Value, f func(any)) {
-	if p.IsNil() {
-		return
-	}
-	f(p.Interface())
-	s := p.Elem()
-	for _, c := range childFields(s.Type()) {
-		v := s.Field(c.index)
-		switch c.kind {
-		case childMessage:
-			walkValue(v, f)
-		case childList:
-			for i := 0; i < v.Len(); i++ {
-				walkValue(v.Index(i), f)
-			}
-		case childOneof:
-			// A oneof is an interface holding a pointer to a wrapper struct
-			// whose one field is the member that is set.
-			// (In protobuf-go a member held by pointer is a message.)
-			if !v.IsNil() {
-				if m := v.Elem().Elem().Field(0); m.Kind() == reflect.Pointer {
-					walkValue(m, f)
-				}
-			}
-		}
-	}
-}
-
-type childKind int
-
-const (
-	childMessage childKind = iota // *Message
-	childList                     // []*Message
-	childOneof                    // a oneof's interface field
-)
-
-// childField is a field of a message struct that may hold messages.
-type childField struct {
-	index int
-	kind  childKind
-}
-
-// childFieldsCache maps a message struct type to its []childField.
-var childFieldsCache sync.Map
-
-func childFields(t reflect.Type) []childField {
-	if v, ok := childFieldsCache.Load(t); ok {
-		return v.([]childField)
-	}
-	var out []childField
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue // protobuf's own state, size cache, unknown fields
-		}
-		switch {
-		case isMessagePtr(sf.Type):
-			out = append(out, childField{i, childMessage})
-		case sf.Type.Kind() == reflect.Slice && isMessagePtr(sf.Type.Elem()):
-			out = append(out, childField{i, childList})
-		case sf.Type.Kind() == reflect.Interface:
-			out = append(out, childField{i, childOneof})
-		}
-	}
-	childFieldsCache.Store(t, out)
-	return out
-}
-
-// isMessagePtr reports a pointer to a generated message struct.
-func isMessagePtr(t reflect.Type) bool {
-	return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct && t.Implements(protoMessage)
-}
-
-var protoMessage = reflect.TypeFor[protoreflect.ProtoMessage]()
 
 // QualifyColumns rewrites an expression so that each bare reference to one of
 // cols reads qualifier.col instead (e.g. "lower(email)" -> "lower(NEW.email)"),

@@ -152,3 +152,11 @@ func appendPacked(b []byte, num protowire.Number, xs []uint64) []byte {
 	}
 	return b
 }
+
+// Walk calls f with n and every message below it, depth first, each
+// message's fields in declaration order: the nodes and the messages held
+// directly (an INSERT's target RangeVar is no Node). For a oneof, f sees the
+// member, not the wrapper holding it.
+func Walk(n *pg.Node, f func(any)) {
+	walkNode(n, f)
+}
