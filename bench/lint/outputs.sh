@@ -3,8 +3,8 @@
 # exit code, in text, JSON and SARIF) on the shared lint corpus (one
 # invocation over all 1000 files), on every .sql and change spec of this
 # repository's testdata/ and examples/ (one invocation each), and on every
-# Ory Kratos migration of ../shared/datasets (one invocation each, and one
-# over all PostgreSQL files), so that two binaries' outputs can be compared
+# Ory Kratos migration of ../shared/datasets (one invocation each, one over
+# all PostgreSQL files, and one with --dir over their directory), so that two binaries' outputs can be compared
 # byte for byte:
 #
 #   bench/lint/outputs.sh /tmp/old/phasekit /tmp/out-old
@@ -46,4 +46,5 @@ if [ -d "$k" ]; then
 		run "kratos/$f" "$f"
 	done < <(find migrations -name '*.sql' | sort)
 	run kratos/all-postgres $(find migrations -name '*postgres*.sql' | sort)
+	run kratos/dir --dir migrations
 fi
