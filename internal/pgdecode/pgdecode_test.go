@@ -156,3 +156,82 @@ func TestEndMessageLongLength(t *testing.T) {
 		t.Errorf("a 300-byte message reads back as field %d, %d bytes", num, len(v))
 	}
 }
+
+// TestJSONSameTree checks that reading pg_query's JSON gives the tree
+// protobuf-go decodes from its protobuf, and that it gives up on none of
+// the inputs.
+func TestJSONSameTree(t *testing.T) {
+	n := 0
+	for _, src := range inputs(t) {
+		b, err := parser.ParseToProtobuf(src)
+		if err != nil {
+			continue
+		}
+		want := &pg.ParseResult{}
+		if err := proto.Unmarshal(b, want); err != nil {
+			t.Fatal(err)
+		}
+		js, err := parser.ParseToJSON(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &pg.ParseResult{}
+		d := &jdec{b: []byte(js)}
+		if !jsonParseResult(d, got) || !d.end() {
+			t.Errorf("%.60q: the JSON reader gave up at byte %d: %.80q", src, d.i, js[min(d.i, len(js)):])
+			continue
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("%.60q: the JSON reader's tree differs from protobuf-go's", src)
+		}
+		n++
+	}
+	if n < 150 {
+		t.Errorf("read %d inputs, want the test data's", n)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	srcs := inputs(b)
+	b.Run("protobuf", func(b *testing.B) {
+		for range b.N {
+			for _, s := range srcs {
+				if p, err := parser.ParseToProtobuf(s); err == nil {
+					_ = decodeParseResult(p, &pg.ParseResult{})
+				}
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		for range b.N {
+			for _, s := range srcs {
+				if js, err := parser.ParseToJSON(s); err == nil {
+					_ = jsonParseResult(&jdec{b: []byte(js)}, &pg.ParseResult{})
+				}
+			}
+		}
+	})
+}
+
+// TestParseErrorsSame: on a syntax error, or an input with no statement,
+// Parse returns what pg_query_go's Parse returns.
+func TestParseErrorsSame(t *testing.T) {
+	for _, src := range []string{"", "-- only a comment", ";;", "SELEC 1", "SELECT 'unterminated", "SELECT 1; ALTER TABLE", "CREATE TABLE t (a int,)"} {
+		want, errWant := pg.Parse(src)
+		got, errGot := Parse(src)
+		if (errWant == nil) != (errGot == nil) || errWant != nil && errWant.Error() != errGot.Error() {
+			t.Errorf("%q: Parse fails with %v, pg_query_go's with %v", src, errGot, errWant)
+			continue
+		}
+		if errWant == nil && !proto.Equal(got, want) {
+			t.Errorf("%q: Parse's tree differs from pg_query_go's", src)
+		}
+		var pe, pw *parser.Error
+		if errWant != nil {
+			pe, pw = errGot.(*parser.Error), errWant.(*parser.Error)
+			if *pe != *pw {
+				t.Errorf("%q: error %+v, pg_query_go's %+v", src, *pe, *pw)
+			}
+		}
+	}
+}
