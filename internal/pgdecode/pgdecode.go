@@ -1,21 +1,25 @@
 // Package pgdecode hands parse trees between pg_query (C) and Go without
 // protobuf-go.
 //
-// pg_query_go's Parse has PostgreSQL's parser encode the tree as protobuf,
-// then decodes it with protobuf-go (a fifth of phasekit lint's time), and
-// its Deparse encodes a tree with protobuf-go for the C deparser; the first
-// of either in a process also pays about 2 ms while protobuf-go builds
-// pg_query's descriptors and the coders of its ~270 node types, a sixth of
-// a one-file lint. decode_gen.go and encode_gen.go, generated from
-// pg_query_go's types (go generate), decode and encode the same bytes into
-// and from the same Go structs with one plain function a message.
+// pg_query_go's Parse has PostgreSQL's parser encode the tree as protobuf
+// (protobuf-c), then decodes it with protobuf-go, and its Deparse encodes a
+// tree with protobuf-go for the C deparser: for phasekit lint, the encoding
+// and decoding cost several times the parsing, and the first of either in a
+// process also pays about 2 ms while protobuf-go builds pg_query's
+// descriptors and the coders of its ~270 node types. Here Parse asks for the
+// tree as JSON, cheaper to write in C, and reads it into pg_query_go's Go
+// structs (json_gen.go); Deparse encodes with encode_gen.go; decode_gen.go
+// decodes protobuf for the fallback; walk_gen.go walks a tree. All four are
+// generated from pg_query_go's types (go generate), one plain function a
+// message.
 //
-// Anything it was not written for (a field it does not know, a wire type it
-// does not expect, a string that is not UTF-8, which protobuf-go refuses)
-// makes it give up, and Parse decodes with protobuf-go instead, so the
-// result is always what pg_query_go's Parse returns; TestParseSameTree
-// checks that on the repository's test data. The encoder writes a tree as
-// protobuf-go would (TestEncodeSameTree: the bytes decode to the same tree
+// Anything the readers were not written for (a field they do not know, a
+// type they do not expect, a string that is not UTF-8, which protobuf-go
+// refuses) makes them give up, and Parse decodes with protobuf-go instead,
+// so the result is always what pg_query_go's Parse returns:
+// TestJSONSameTree and TestParseSameTree check the trees on the
+// repository's test data and a generated corpus, TestParseErrorsSame the
+// errors, TestEncodeSameTree the encoder (the bytes decode to the same tree
 // and every statement of the test data deparses the same).
 package pgdecode
 

@@ -1,7 +1,8 @@
-// Command gen writes decode_gen.go and encode_gen.go: a decoder and an
-// encoder between pg_query's protobuf parse tree and pg_query_go's Go types,
-// one function a message, generated from the types themselves (go generate
-// in internal/pgdecode).
+// Command gen writes decode_gen.go, encode_gen.go, json_gen.go and
+// walk_gen.go: between pg_query's parse tree (protobuf, JSON) and
+// pg_query_go's Go types, a protobuf decoder, a protobuf encoder, a JSON
+// reader and a walker, one function a message, generated from the types
+// themselves (go generate in internal/pgdecode).
 package main
 
 import (
