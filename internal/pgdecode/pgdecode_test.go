@@ -39,20 +39,32 @@ func inputs(t testing.TB) []string {
 		}
 		out = append(out, string(b))
 	}
-	return append(out,
-		"SELECT 1.5e10, 'x', E'\\\\n', B'101', X'ff', true, NULL, $1, ARRAY[1,2][1], row(1, 2)",
-		"CREATE FUNCTION f(a int) RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$",
-		"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r TABLESAMPLE bernoulli (5)",
-		"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
-		"CREATE TABLE p (a int, b text COLLATE \"C\") PARTITION BY RANGE (a); ALTER TYPE e ADD VALUE 'x' BEFORE 'y'",
-		"SELECT json_object('a': 1), xmlelement(name a), count(*) FILTER (WHERE x) OVER (PARTITION BY y ORDER BY z ROWS 2 PRECEDING)",
-		"SELECT 'ünïcödé', \"ident with space\", 1::numeric(10,2)",
-	)
+	return append(out, handWritten...)
+}
+
+// handWritten are statements with what the test data lacks: literals of
+// every kind, escapes, unusual strings and numbers, rarer statements.
+var handWritten = []string{
+	"SELECT 1.5e10, 'x', E'\\\\n', B'101', X'ff', true, NULL, $1, (ARRAY[1,2])[1], row(1, 2)",
+	"CREATE FUNCTION f(a int) RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$",
+	"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r TABLESAMPLE bernoulli (5)",
+	"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+	"CREATE TABLE p (a int, b text COLLATE \"C\") PARTITION BY RANGE (a); ALTER TYPE e ADD VALUE 'x' BEFORE 'y'",
+	"SELECT json_object('a': 1), xmlelement(name a), count(*) FILTER (WHERE x) OVER (PARTITION BY y ORDER BY z ROWS 2 PRECEDING)",
+	"SELECT 'ünïcödé', \"ident with space\", 1::numeric(10,2)",
+	"SELECT 'tab\there', 'ctl\x01\x1f', 'quote\"s and \\ back', '<>&', '☃ 😀', E'\\u2603 \\U0001F600', U&'d\\0061t\\+000061'",
+	"SELECT 9223372036854775807, -2147483648, 2147483648, 1e-400, .5, 0x1F, 1_000",
+	"COMMENT ON TABLE t IS $body$multi\nline ' \" $ text$body$",
 }
 
 // TestParseSameTree checks that the generated decoder gives the tree
 // protobuf-go gives, and that it does not give up on any of the inputs.
 func TestParseSameTree(t *testing.T) {
+	for _, src := range handWritten {
+		if _, err := pg.Parse(src); err != nil {
+			t.Errorf("%.60q does not parse: %v", src, err)
+		}
+	}
 	n := 0
 	for _, src := range inputs(t) {
 		b, err := parser.ParseToProtobuf(src)
