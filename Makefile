@@ -46,7 +46,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # bench: lint and plan throughput; phasekit lint against squawk on the shared
-# lint corpus (all files and one file, medians of 5); the plan check's cost
+# lint corpus (all files and one file, medians of 7, with stage times); the plan check's cost
 # (50 tables, Chinook, Pagila: docs/plan-check.md); then the backfill under a
 # pgbench workload at each size in ROWS: baseline, naive UPDATE, phasekit with
 # its defaults (latency guard on) and with the guard off, an I/O-only control,
@@ -54,13 +54,15 @@ lint:
 # targets with PASS/FAIL and docs/backfill-tradeoff.svg (docs/BENCHMARKS.md:
 # about 45 minutes; ROWS=1000000 for a quick look).
 ROWS ?= 2000000,10000000
+# LINT_BASELINE: another phasekit binary (say, main's) the lint bench times in
+# the same runs, interleaved, for a before/after.
 # SCALE: pgbench scale of the generated source the sandbox copy is timed on
 # (68 is about 1 GB).
 SCALE ?= 68
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./phases/ ./lint/
 	$(GO) run ./bench/plancheck -reps 3
-	$(GO) run ./bench/lint -phasekit bin/phasekit -gen ../shared/bench/lint/gen.py
+	$(GO) run ./bench/lint -phasekit bin/phasekit -gen ../shared/bench/lint/gen.py $(if $(LINT_BASELINE),-baseline $(LINT_BASELINE))
 	$(GO) run ./bench/backfill -rows $(ROWS) -svg docs/backfill-tradeoff.svg
 	$(GO) build -o bin/app ./examples/app
 	$(GO) run ./bench/sandbox -scale $(SCALE) -phasekit bin/phasekit -app bin/app

@@ -8,18 +8,36 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// printer prints the statements and definitions classify derives from a
+// statement: each ALTER TABLE subcommand and each dropped object as a
+// statement of its own (SQL, Replay), an index's or constraint's definition
+// (Definition). Planning, replay and the data checks use them; the lint rules
+// read none of them, so lint skips them (skip): deparsing them was a quarter
+// of lint's time. The values the rules read (types, defaults, expressions,
+// names) are printed either way.
+type printer struct{ skip bool }
+
+// stmt is deparseStmt(n()), or "" when skipping: n builds the tree to print
+// only when it is printed.
+func (p printer) stmt(n func() *pg.Node) string {
+	if p.skip {
+		return ""
+	}
+	return deparseStmt(n())
+}
+
 // classify turns one parsed statement into changes: one per ALTER TABLE
 // subcommand or per dropped object, so each can be planned on its own.
-func classify(n *pg.Node, text string) []Change {
+func classify(n *pg.Node, text string, p printer) []Change {
 	switch {
 	case n.GetRenameStmt() != nil:
 		return []Change{classifyRename(n.GetRenameStmt())}
 	case n.GetAlterTableStmt() != nil:
-		return classifyAlterTable(n.GetAlterTableStmt())
+		return classifyAlterTable(n.GetAlterTableStmt(), p)
 	case n.GetIndexStmt() != nil:
-		return []Change{classifyCreateIndex(n.GetIndexStmt())}
+		return []Change{classifyCreateIndex(n.GetIndexStmt(), p)}
 	case n.GetDropStmt() != nil:
-		return classifyDrop(n.GetDropStmt())
+		return classifyDrop(n.GetDropStmt(), p)
 	case n.GetAlterEnumStmt() != nil:
 		return []Change{classifyAlterEnum(n.GetAlterEnumStmt())}
 	case n.GetVariableSetStmt() != nil:
@@ -48,7 +66,7 @@ func classify(n *pg.Node, text string) []Change {
 	case n.GetDoStmt() != nil:
 		return []Change{classifyDo(n.GetDoStmt())}
 	case n.GetReindexStmt() != nil:
-		return []Change{classifyReindex(n.GetReindexStmt())}
+		return []Change{classifyReindex(n.GetReindexStmt(), p)}
 	}
 	for _, s := range safeStatements {
 		if s.match(n) {
@@ -214,7 +232,7 @@ func dataChange(table string, n *pg.Node, what string) Change {
 
 // classifyReindex: REINDEX CONCURRENTLY is safe as written; a plain REINDEX
 // is planned CONCURRENTLY (same indexes after, writes go on meanwhile).
-func classifyReindex(r *pg.ReindexStmt) Change {
+func classifyReindex(r *pg.ReindexStmt, p printer) Change {
 	obj := ""
 	if r.Relation != nil {
 		obj = rangeVarName(r.Relation)
@@ -231,11 +249,13 @@ func classifyReindex(r *pg.ReindexStmt) Change {
 	if kind == "TABLE" {
 		c.Table = obj
 	}
-	cp := proto.Clone(r).(*pg.ReindexStmt)
-	if !c.Concurrently {
-		cp.Params = append(cp.Params, &pg.Node{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "concurrently"}}})
-	}
-	c.Definition = deparseStmt(&pg.Node{Node: &pg.Node_ReindexStmt{ReindexStmt: cp}})
+	c.Definition = p.stmt(func() *pg.Node {
+		cp := proto.Clone(r).(*pg.ReindexStmt)
+		if !c.Concurrently {
+			cp.Params = append(cp.Params, &pg.Node{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "concurrently"}}})
+		}
+		return &pg.Node{Node: &pg.Node_ReindexStmt{ReindexStmt: cp}}
+	})
 	if kind != "INDEX" && kind != "TABLE" {
 		return Change{Kind: Unknown, Object: obj, ObjectType: kind, Reason: "REINDEX " + kind + " rebuilds every index of a schema or database: run it outside the migration, CONCURRENTLY"}
 	}
@@ -270,7 +290,7 @@ func objectName(t pg.ObjectType) string {
 	return strings.ToLower(strings.TrimPrefix(t.String(), "OBJECT_"))
 }
 
-func classifyAlterTable(a *pg.AlterTableStmt) []Change {
+func classifyAlterTable(a *pg.AlterTableStmt, p printer) []Change {
 	table := rangeVarName(a.Relation)
 	if a.Objtype != pg.ObjectType_OBJECT_TABLE {
 		return []Change{{Kind: Unknown, Table: table, Reason: fmt.Sprintf("ALTER on a %s is not in the change catalogue", objectName(a.Objtype))}}
@@ -278,14 +298,16 @@ func classifyAlterTable(a *pg.AlterTableStmt) []Change {
 	var out []Change
 	for _, cn := range a.Cmds {
 		cmd := cn.GetAlterTableCmd()
-		c := classifyAlterCmd(a.Relation, cmd)
+		c := classifyAlterCmd(a.Relation, cmd, p)
 		c.Table = table
 		// Each subcommand is shown as its own statement, and replayed alone
 		// (with its inline constraints) to read the schema the next one is
 		// planned against.
-		c.SQL = deparseStmt(&pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
-			Relation: a.Relation, Cmds: []*pg.Node{cn}, Objtype: a.Objtype, MissingOk: a.MissingOk,
-		}}})
+		c.SQL = p.stmt(func() *pg.Node {
+			return &pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
+				Relation: a.Relation, Cmds: []*pg.Node{cn}, Objtype: a.Objtype, MissingOk: a.MissingOk,
+			}}}
+		})
 		c.Replay = c.SQL
 		if cmd.Subtype == pg.AlterTableType_AT_AddColumn {
 			// The column's own REFERENCES/CHECK/UNIQUE/PRIMARY KEY become
@@ -294,9 +316,11 @@ func classifyAlterTable(a *pg.AlterTableStmt) []Change {
 			if a.MissingOk || cmd.MissingOk {
 				c.IfExists = true
 			}
-			extra := inlineColumnConstraints(a.Relation, def)
+			extra := inlineColumnConstraints(a.Relation, def, p)
 			if len(extra) > 0 {
-				c.SQL = deparseAlter(a.Relation, &pg.AlterTableCmd{Subtype: cmd.Subtype, Def: &pg.Node{Node: &pg.Node_ColumnDef{ColumnDef: withoutTableConstraints(def)}}})
+				c.SQL = p.stmt(func() *pg.Node {
+					return alterNode(a.Relation, &pg.AlterTableCmd{Subtype: cmd.Subtype, Def: &pg.Node{Node: &pg.Node_ColumnDef{ColumnDef: withoutTableConstraints(def)}}})
+				})
 			}
 			out = append(out, c)
 			out = append(out, extra...)
@@ -320,14 +344,15 @@ func withoutTableConstraints(def *pg.ColumnDef) *pg.ColumnDef {
 	return cp
 }
 
-func deparseAlter(rel *pg.RangeVar, cmd *pg.AlterTableCmd) string {
-	return deparseStmt(&pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
+// alterNode is "ALTER TABLE rel cmd".
+func alterNode(rel *pg.RangeVar, cmd *pg.AlterTableCmd) *pg.Node {
+	return &pg.Node{Node: &pg.Node_AlterTableStmt{AlterTableStmt: &pg.AlterTableStmt{
 		Relation: rel, Objtype: pg.ObjectType_OBJECT_TABLE,
 		Cmds: []*pg.Node{{Node: &pg.Node_AlterTableCmd{AlterTableCmd: cmd}}},
-	}}})
+	}}}
 }
 
-func classifyAlterCmd(rel *pg.RangeVar, cmd *pg.AlterTableCmd) Change {
+func classifyAlterCmd(rel *pg.RangeVar, cmd *pg.AlterTableCmd, p printer) Change {
 	switch cmd.Subtype {
 	case pg.AlterTableType_AT_AddColumn:
 		return addColumn(cmd.Def.GetColumnDef())
@@ -350,7 +375,7 @@ func classifyAlterCmd(rel *pg.RangeVar, cmd *pg.AlterTableCmd) Change {
 		}
 		return Change{Kind: SetDefault, Column: cmd.Name, Default: deparseExpr(cmd.Def)}
 	case pg.AlterTableType_AT_AddConstraint:
-		return addConstraint(rel, cmd.Def.GetConstraint(), "")
+		return addConstraint(rel, cmd.Def.GetConstraint(), "", p)
 	case pg.AlterTableType_AT_ValidateConstraint:
 		return Change{Kind: Safe, Constraint: cmd.Name, ObjectType: "VALIDATE CONSTRAINT", Aside: true, Reason: "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes go on"}
 	case pg.AlterTableType_AT_DropConstraint:
@@ -395,29 +420,31 @@ func addColumn(def *pg.ColumnDef) Change {
 
 // inlineColumnConstraints turns "ADD COLUMN x int REFERENCES t" and the like
 // into the constraint changes they imply, so each gets its safe recipe.
-func inlineColumnConstraints(rel *pg.RangeVar, def *pg.ColumnDef) []Change {
+func inlineColumnConstraints(rel *pg.RangeVar, def *pg.ColumnDef, p printer) []Change {
 	var out []Change
 	for _, cn := range def.Constraints {
 		con := cn.GetConstraint()
 		switch con.Contype {
 		case pg.ConstrType_CONSTR_FOREIGN, pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
-			c := addConstraint(rel, con, def.Colname)
+			c := addConstraint(rel, con, def.Colname, p)
 			c.Table = rangeVarName(rel)
-			cp := proto.Clone(con).(*pg.Constraint)
-			if cp.Contype == pg.ConstrType_CONSTR_FOREIGN && len(cp.FkAttrs) == 0 {
-				cp.FkAttrs = []*pg.Node{pg.MakeStrNode(def.Colname)}
-			}
-			if (cp.Contype == pg.ConstrType_CONSTR_UNIQUE || cp.Contype == pg.ConstrType_CONSTR_PRIMARY) && len(cp.Keys) == 0 {
-				cp.Keys = []*pg.Node{pg.MakeStrNode(def.Colname)}
-			}
-			c.SQL = deparseAlter(rel, &pg.AlterTableCmd{Subtype: pg.AlterTableType_AT_AddConstraint, Def: &pg.Node{Node: &pg.Node_Constraint{Constraint: cp}}})
+			c.SQL = p.stmt(func() *pg.Node {
+				cp := proto.Clone(con).(*pg.Constraint)
+				if cp.Contype == pg.ConstrType_CONSTR_FOREIGN && len(cp.FkAttrs) == 0 {
+					cp.FkAttrs = []*pg.Node{pg.MakeStrNode(def.Colname)}
+				}
+				if (cp.Contype == pg.ConstrType_CONSTR_UNIQUE || cp.Contype == pg.ConstrType_CONSTR_PRIMARY) && len(cp.Keys) == 0 {
+					cp.Keys = []*pg.Node{pg.MakeStrNode(def.Colname)}
+				}
+				return alterNode(rel, &pg.AlterTableCmd{Subtype: pg.AlterTableType_AT_AddConstraint, Def: &pg.Node{Node: &pg.Node_Constraint{Constraint: cp}}})
+			})
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
+func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string, p printer) Change {
 	table := rangeVarName(rel)
 	switch con.Contype {
 	case pg.ConstrType_CONSTR_FOREIGN:
@@ -430,7 +457,7 @@ func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
 			con.Conname = pgObjectName(rel.Relname, strings.Join(cols, "_"), "fkey")
 		}
 		c.Constraint = con.Conname
-		c.Definition = notValidConstraint(rel, con, cols)
+		c.Definition = p.stmt(func() *pg.Node { return notValidConstraint(rel, con, cols) })
 		return c
 	case pg.ConstrType_CONSTR_CHECK:
 		c := Change{Kind: AddCheck, Expr: deparseExpr(con.RawExpr), NotValid: con.SkipValidation, Columns: columnRefs(con.RawExpr)}
@@ -442,7 +469,7 @@ func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
 			con.Conname = pgObjectName(rel.Relname, col, "check")
 		}
 		c.Constraint = con.Conname
-		c.Definition = notValidConstraint(rel, con, nil)
+		c.Definition = p.stmt(func() *pg.Node { return notValidConstraint(rel, con, nil) })
 		return c
 	case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
 		kind, suffix := AddUnique, "key"
@@ -471,8 +498,8 @@ func addConstraint(rel *pg.RangeVar, con *pg.Constraint, column string) Change {
 	return Change{Kind: Unknown, Table: table, Reason: fmt.Sprintf("ADD CONSTRAINT of type %s is not in the change catalogue", strings.TrimPrefix(con.Contype.String(), "CONSTR_"))}
 }
 
-// notValidConstraint deparses "ALTER TABLE t ADD CONSTRAINT c ... NOT VALID".
-func notValidConstraint(rel *pg.RangeVar, con *pg.Constraint, fkCols []string) string {
+// notValidConstraint is "ALTER TABLE t ADD CONSTRAINT c ... NOT VALID".
+func notValidConstraint(rel *pg.RangeVar, con *pg.Constraint, fkCols []string) *pg.Node {
 	cp := proto.Clone(con).(*pg.Constraint)
 	cp.SkipValidation = true
 	cp.InitiallyValid = false
@@ -481,13 +508,13 @@ func notValidConstraint(rel *pg.RangeVar, con *pg.Constraint, fkCols []string) s
 			cp.FkAttrs = append(cp.FkAttrs, pg.MakeStrNode(c))
 		}
 	}
-	return deparseAlter(rel, &pg.AlterTableCmd{
+	return alterNode(rel, &pg.AlterTableCmd{
 		Subtype: pg.AlterTableType_AT_AddConstraint,
 		Def:     &pg.Node{Node: &pg.Node_Constraint{Constraint: cp}},
 	})
 }
 
-func classifyCreateIndex(ix *pg.IndexStmt) Change {
+func classifyCreateIndex(ix *pg.IndexStmt, p printer) Change {
 	table := rangeVarName(ix.Relation)
 	if ix.Idxname == "" {
 		var cols []string
@@ -506,28 +533,35 @@ func classifyCreateIndex(ix *pg.IndexStmt) Change {
 			c.Columns = append(c.Columns, e.Name)
 		}
 	}
-	cp := proto.Clone(ix).(*pg.IndexStmt)
-	cp.Concurrent = true
-	cp.IfNotExists = false
-	c.Definition = deparseStmt(&pg.Node{Node: &pg.Node_IndexStmt{IndexStmt: cp}})
+	c.Definition = p.stmt(func() *pg.Node {
+		cp := proto.Clone(ix).(*pg.IndexStmt)
+		cp.Concurrent = true
+		cp.IfNotExists = false
+		return &pg.Node{Node: &pg.Node_IndexStmt{IndexStmt: cp}}
+	})
 	return c
 }
 
-func classifyDrop(d *pg.DropStmt) []Change {
+func classifyDrop(d *pg.DropStmt, p printer) []Change {
 	cascade := d.Behavior == pg.DropBehavior_DROP_CASCADE
 	var out []Change
 	for _, o := range d.Objects {
-		one := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: d.MissingOk, Concurrent: d.Concurrent}
-		replay := deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: one}})
+		replay := p.stmt(func() *pg.Node {
+			one := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: d.MissingOk, Concurrent: d.Concurrent}
+			return &pg.Node{Node: &pg.Node_DropStmt{DropStmt: one}}
+		})
 		switch d.RemoveType {
 		case pg.ObjectType_OBJECT_TABLE:
 			out = append(out, Change{Kind: DropTable, Table: qualifiedFromList(o.GetList().GetItems()), Cascade: cascade, IfExists: d.MissingOk, Replay: replay})
 		case pg.ObjectType_OBJECT_INDEX:
 			name := qualifiedFromList(o.GetList().GetItems())
-			conc := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: true, Concurrent: true}
+			def := p.stmt(func() *pg.Node {
+				conc := &pg.DropStmt{Objects: []*pg.Node{o}, RemoveType: d.RemoveType, Behavior: d.Behavior, MissingOk: true, Concurrent: true}
+				return &pg.Node{Node: &pg.Node_DropStmt{DropStmt: conc}}
+			})
 			out = append(out, Change{
 				Kind: DropIndex, Constraint: name, Concurrently: d.Concurrent, IfExists: d.MissingOk, Cascade: cascade,
-				Definition: deparseStmt(&pg.Node{Node: &pg.Node_DropStmt{DropStmt: conc}}), Replay: replay,
+				Definition: def, Replay: replay,
 			})
 		default:
 			typ := strings.ToUpper(strings.ReplaceAll(objectName(d.RemoveType), "_", " "))

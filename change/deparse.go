@@ -2,18 +2,20 @@ package change
 
 import (
 	"fmt"
-	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // treeVersion is the parse tree version the deparser expects; trees we build
 // by hand must carry it.
 var treeVersion = sync.OnceValue(func() int32 {
-	r, err := pg.Parse("SELECT 1")
+	r, err := pgdecode.Parse("SELECT 1")
 	if err != nil {
 		panic("pg_query cannot parse SELECT 1: " + err.Error())
 	}
@@ -22,7 +24,7 @@ var treeVersion = sync.OnceValue(func() int32 {
 
 // deparseStmt prints a statement with PostgreSQL's own deparser.
 func deparseStmt(n *pg.Node) string {
-	out, err := pg.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: n}}})
+	out, err := pgdecode.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: n}}})
 	if err != nil {
 		// Deparse only fails on trees the parser did not make; ours came from it.
 		return "/* cannot deparse: " + err.Error() + " */"
@@ -37,11 +39,78 @@ func deparseExpr(n *pg.Node) string {
 	return strings.TrimPrefix(s, "SELECT ")
 }
 
-// deparseType prints a type name by deparsing "SELECT NULL::type".
+// deparseType prints a type name by deparsing "SELECT NULL::type". The
+// same few types come back again and again (bigint, text, varchar(255)):
+// a name with a typeKey is deparsed once a process.
 func deparseType(t *pg.TypeName) string {
 	if t == nil {
 		return ""
 	}
+	key, ok := typeKey(t)
+	if ok {
+		if s, ok := typeNames.Load(key); ok {
+			return s.(string)
+		}
+	}
+	s := deparseTypeName(t)
+	if ok && typeNamesStored.Add(1) <= maxTypeNames {
+		typeNames.Store(key, s)
+	}
+	return s
+}
+
+// typeNames holds deparseType's results by typeKey, up to maxTypeNames.
+var (
+	typeNames       sync.Map
+	typeNamesStored atomic.Int64
+)
+
+const maxTypeNames = 4096
+
+// typeKey is everything of a type name the deparser reads, as a string:
+// its names, its modifiers when they are integer constants (varchar(255),
+// numeric(10,2)), its array bounds and flags; its location aside, which
+// the deparser does not print. A name with a modifier of any other form
+// has no key (ok false) and is deparsed each time. TestTypeKeyFields
+// fails when pg_query adds a field to TypeName.
+func typeKey(t *pg.TypeName) (key string, ok bool) {
+	b := make([]byte, 0, 64)
+	for _, n := range t.Names {
+		s := n.GetString_()
+		if s == nil {
+			return "", false
+		}
+		b = append(b, s.Sval...)
+		b = append(b, 0) // no identifier holds a NUL
+	}
+	b = append(b, '|')
+	for _, n := range t.Typmods {
+		c := n.GetAConst()
+		if c == nil || c.Isnull || c.GetIval() == nil {
+			return "", false
+		}
+		b = strconv.AppendInt(b, int64(c.GetIval().Ival), 10)
+		b = append(b, ',')
+	}
+	b = append(b, '|')
+	for _, n := range t.ArrayBounds {
+		i := n.GetInteger()
+		if i == nil {
+			return "", false
+		}
+		b = strconv.AppendInt(b, int64(i.Ival), 10)
+		b = append(b, ',')
+	}
+	b = append(b, '|')
+	b = strconv.AppendUint(b, uint64(t.TypeOid), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(t.Typemod), 10)
+	b = strconv.AppendBool(b, t.Setof)
+	b = strconv.AppendBool(b, t.PctType)
+	return string(b), true
+}
+
+func deparseTypeName(t *pg.TypeName) string {
 	cast := &pg.TypeCast{Arg: &pg.Node{Node: &pg.Node_AConst{AConst: &pg.A_Const{Isnull: true}}}, TypeName: t}
 	s := deparseExpr(&pg.Node{Node: &pg.Node_TypeCast{TypeCast: cast}})
 	return strings.TrimPrefix(s, "NULL::")
@@ -57,11 +126,6 @@ func deparseArgs(args []*pg.Node) string {
 
 // walk calls f on n and on every node below it, depth first, each message's
 // fields in declaration order.
-//
-// It walks the generated Go structs with the reflect package rather than
-// through protobuf reflection: the message fields of each struct type are
-// listed once, and reading them costs a few loads instead of protoreflect's
-// per-field Value boxing, several times faster on a whole migration file.
 func walk(n *pg.Node, f func(*pg.Node)) {
 	walkMessages(n, func(m any) {
 		if node, ok := m.(*pg.Node); ok {
@@ -72,88 +136,14 @@ func walk(n *pg.Node, f func(*pg.Node)) {
 
 // walkMessages calls f with every message under n, n included: the nodes and
 // the messages held directly (an INSERT's target RangeVar is no Node).
+//
+// It runs a walker generated for pg_query_go's types (pgdecode.Walk), which
+// reads each struct's message fields directly: several times faster than
+// walking them with the reflect package (walkReflect in the tests, which
+// checks it visits the same messages in the same order).
 func walkMessages(n *pg.Node, f func(any)) {
-	if n == nil {
-		return
-	}
-	walkValue(reflect.ValueOf(n), f)
+	pgdecode.Walk(n, f)
 }
-
-// walkValue walks a pointer to a message struct.
-func walkValue(p reflect.Value, f func(any)) {
-	if p.IsNil() {
-		return
-	}
-	f(p.Interface())
-	s := p.Elem()
-	for _, c := range childFields(s.Type()) {
-		v := s.Field(c.index)
-		switch c.kind {
-		case childMessage:
-			walkValue(v, f)
-		case childList:
-			for i := 0; i < v.Len(); i++ {
-				walkValue(v.Index(i), f)
-			}
-		case childOneof:
-			// A oneof is an interface holding a pointer to a wrapper struct
-			// whose one field is the member that is set.
-			// (In protobuf-go a member held by pointer is a message.)
-			if !v.IsNil() {
-				if m := v.Elem().Elem().Field(0); m.Kind() == reflect.Pointer {
-					walkValue(m, f)
-				}
-			}
-		}
-	}
-}
-
-type childKind int
-
-const (
-	childMessage childKind = iota // *Message
-	childList                     // []*Message
-	childOneof                    // a oneof's interface field
-)
-
-// childField is a field of a message struct that may hold messages.
-type childField struct {
-	index int
-	kind  childKind
-}
-
-// childFieldsCache maps a message struct type to its []childField.
-var childFieldsCache sync.Map
-
-func childFields(t reflect.Type) []childField {
-	if v, ok := childFieldsCache.Load(t); ok {
-		return v.([]childField)
-	}
-	var out []childField
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue // protobuf's own state, size cache, unknown fields
-		}
-		switch {
-		case isMessagePtr(sf.Type):
-			out = append(out, childField{i, childMessage})
-		case sf.Type.Kind() == reflect.Slice && isMessagePtr(sf.Type.Elem()):
-			out = append(out, childField{i, childList})
-		case sf.Type.Kind() == reflect.Interface:
-			out = append(out, childField{i, childOneof})
-		}
-	}
-	childFieldsCache.Store(t, out)
-	return out
-}
-
-// isMessagePtr reports a pointer to a generated message struct.
-func isMessagePtr(t reflect.Type) bool {
-	return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct && t.Implements(protoMessage)
-}
-
-var protoMessage = reflect.TypeFor[protoreflect.ProtoMessage]()
 
 // QualifyColumns rewrites an expression so that each bare reference to one of
 // cols reads qualifier.col instead (e.g. "lower(email)" -> "lower(NEW.email)"),

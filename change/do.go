@@ -9,6 +9,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/phasekit/phasekit/internal/human"
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // doSafeKinds are the kinds a DO block may run and still be planned as one
@@ -45,12 +46,13 @@ func classifyDo(d *pg.DoStmt) Change {
 	var unsafe []string
 	var rels []string
 	for _, q := range inner {
-		tree, err := pg.Parse(q)
+		tree, err := pgdecode.Parse(q)
 		if err != nil {
 			continue
 		}
 		for _, st := range tree.Stmts {
-			for _, c := range classify(st.Stmt, q) {
+			// Only the kind, table and reason are read: no statement is printed.
+			for _, c := range classify(st.Stmt, q, printer{skip: true}) {
 				if !doSafeKinds[c.Kind] {
 					what := string(c.Kind)
 					if c.Table != "" {

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
 // ReadFile reads one input by its extension: a .sql migration or a .yaml
@@ -23,13 +25,27 @@ import (
 // extension, a file that cannot be read, bad SQL or YAML) comes back as an
 // *InputError naming the file, so the CLI exits with 2.
 func ReadFile(path string) (*Migration, error) {
+	return readFile(path, printer{})
+}
+
+// ReadFileForLint reads an input as ReadFile does, with what the lint rules
+// read and no more: from a .sql file, the changes' Definition is empty and
+// their SQL and Replay are the statement as written, where ReadFile prints
+// each ALTER TABLE subcommand and each dropped object as a statement of its
+// own with PostgreSQL's deparser. Findings are the same; planning, replay and
+// lint's data checks need ReadFile.
+func ReadFileForLint(path string) (*Migration, error) {
+	return readFile(path, printer{skip: true})
+}
+
+func readFile(path string, p printer) (*Migration, error) {
 	var (
 		m   *Migration
 		err error
 	)
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".sql":
-		m, err = ReadSQLFile(path)
+		m, err = readSQLFile(path, p)
 	case ".yaml", ".yml":
 		m, err = ReadSpecFile(path)
 	default:
@@ -44,26 +60,52 @@ func ReadFile(path string) (*Migration, error) {
 
 // ReadSQLFile reads a migration file and parses it.
 func ReadSQLFile(path string) (*Migration, error) {
+	return readSQLFile(path, printer{})
+}
+
+// ReadSQLFileForLint is ReadSQLFile with what the lint rules read and no
+// more, as ReadFileForLint.
+func ReadSQLFileForLint(path string) (*Migration, error) {
+	return readSQLFile(path, printer{skip: true})
+}
+
+func readSQLFile(path string, p printer) (*Migration, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read migration: %w", err)
 	}
-	return ParseSQL(path, string(b))
+	return parseSQL(path, string(b), p)
 }
 
 // ParseSQL parses the SQL text of one migration file into changes. A syntax
 // error comes back as an *InputError naming file:line:col.
 func ParseSQL(file, src string) (*Migration, error) {
+	return parseSQL(file, src, printer{})
+}
+
+func parseSQL(file, src string, p printer) (*Migration, error) {
 	lines := newLineIndex(src)
-	tree, err := pg.Parse(src)
+	tree, err := pgdecode.Parse(src)
 	if err != nil {
 		return nil, syntaxError(file, src, lines, err)
 	}
-	toks, err := scan(src)
-	if err != nil {
-		return nil, syntaxError(file, src, lines, err)
+	// PostgreSQL's scanner finds the comments: the "-- phasekit:allow"
+	// ones, and those before each statement. A file without that text has
+	// no allow comment, and between a statement's location (just past the
+	// previous semicolon) and its first token there is nothing but
+	// whitespace and comments, which skipBlank steps over as the scanner
+	// does: the scanner, a seventh of lint's time, only runs when needed
+	// (and on a NUL byte, where the C scanner and parser stop reading).
+	var toks []token
+	var allows []Allow
+	scanned := strings.Contains(src, "phasekit:allow") || strings.IndexByte(src, 0) >= 0
+	if scanned {
+		toks, err = scan(src)
+		if err != nil {
+			return nil, syntaxError(file, src, lines, err)
+		}
+		allows = allowComments(file, src, lines, toks)
 	}
-	allows := allowComments(file, src, lines, toks)
 
 	m := &Migration{File: file}
 	if n := len(tree.Stmts); n > 0 {
@@ -74,10 +116,10 @@ func ParseSQL(file, src string) (*Migration, error) {
 		m.Changes = make([]Change, 0, n)
 	}
 	for _, raw := range tree.Stmts {
-		start, end := stmtBounds(src, raw, toks)
+		start, end := stmtBounds(src, raw, toks, scanned)
 		text := strings.TrimSpace(src[start:end])
 		pos := lines.pos(file, start)
-		changes := classify(raw.Stmt, text)
+		changes := classify(raw.Stmt, text, p)
 		stmt := len(m.Statements)
 		m.Statements = append(m.Statements, Statement{Pos: pos, SQL: text, Autocommit: autocommit(raw.Stmt), Transaction: raw.Stmt.GetTransactionStmt() != nil})
 		rels := relations(raw.Stmt)
@@ -104,12 +146,19 @@ func ParseSQL(file, src string) (*Migration, error) {
 }
 
 // stmtBounds returns the byte range of a statement without leading comments
-// or whitespace and without its trailing semicolon.
-func stmtBounds(src string, raw *pg.RawStmt, toks []token) (int, int) {
+// or whitespace and without its trailing semicolon: with the scanner's
+// tokens when scanned, else with skipBlank.
+func stmtBounds(src string, raw *pg.RawStmt, toks []token, scanned bool) (int, int) {
 	start := int(raw.StmtLocation)
 	end := len(src)
 	if raw.StmtLen > 0 {
 		end = start + int(raw.StmtLen)
+	}
+	if !scanned {
+		if i := skipBlank(src, start); i < end {
+			start = i
+		}
+		return start, end
 	}
 	i := sort.Search(len(toks), func(i int) bool { return toks[i].start >= start })
 	for ; i < len(toks) && toks[i].start < end; i++ {
@@ -119,6 +168,47 @@ func stmtBounds(src string, raw *pg.RawStmt, toks []token) (int, int) {
 		}
 	}
 	return start, end
+}
+
+// skipBlank returns the offset of the first byte at or after i that is
+// neither whitespace nor in a comment, as PostgreSQL's scanner reads them
+// (scan.l): whitespace is space, \t, \n, \r, \v and \f; "--" starts a
+// comment that runs to the next \n or \r; "/*" starts one that runs to its
+// "*/", nesting. Outside a token both always start a comment (the scanner
+// prefers them to an operator). It returns len(src) when there is none.
+func skipBlank(src string, i int) int {
+	for i < len(src) {
+		switch c := src[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			i++
+		case c == '-' && i+1 < len(src) && src[i+1] == '-':
+			for i < len(src) && src[i] != '\n' && src[i] != '\r' {
+				i++
+			}
+		case c == '/' && i+1 < len(src) && src[i+1] == '*':
+			i += 2
+			for depth := 1; depth > 0 && i < len(src); {
+				switch {
+				case src[i] == '/' && i+1 < len(src) && src[i+1] == '*':
+					depth++
+					i += 2
+				case src[i] == '*':
+					for i < len(src) && src[i] == '*' {
+						i++
+					}
+					if i < len(src) && src[i] == '/' {
+						depth--
+						i++
+					}
+				default:
+					i++
+				}
+			}
+		default:
+			return i
+		}
+	}
+	return len(src)
 }
 
 // token is what ParseSQL needs of a scanner token: its byte range and

@@ -83,6 +83,13 @@ func lintCommand() *cli.Command {
 // of --version (every file when there is no --version), and the sources to
 // plan them with when a schema is there.
 func lintFiles(c *cli.Context) ([]string, *sources, error) {
+	// Without a schema or a database the migrations only go through the
+	// lint rules: read what they need, skipping the statements planning
+	// and the data checks print.
+	read, readSQL := change.ReadFile, change.ReadSQLFile
+	if c.String("schema") == "" && c.String("dsn") == "" {
+		read, readSQL = change.ReadFileForLint, change.ReadSQLFileForLint
+	}
 	if c.String("dir") == "" {
 		if c.NArg() == 0 {
 			return nil, nil, badInput(errors.New("lint: no file given (or --dir)"))
@@ -90,7 +97,7 @@ func lintFiles(c *cli.Context) ([]string, *sources, error) {
 		if c.String("version") != "" {
 			return nil, nil, badInput(errors.New("--version goes with --dir"))
 		}
-		ms, err := lintMigrations(c.Args().Slice())
+		ms, err := lintMigrations(c.Args().Slice(), read)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -105,7 +112,7 @@ func lintFiles(c *cli.Context) ([]string, *sources, error) {
 		for _, f := range all {
 			files = append(files, f.Path)
 		}
-		ms, err := change.ReadFiles(files, change.ReadSQLFile)
+		ms, err := change.ReadFiles(files, readSQL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -121,8 +128,8 @@ func lintFiles(c *cli.Context) ([]string, *sources, error) {
 
 // lintMigrations reads the files lint was given, to plan them when there
 // is a schema; lint.Run reports the problems with the files themselves.
-func lintMigrations(paths []string) ([]*change.Migration, error) {
-	ms, err := readMigrations(paths)
+func lintMigrations(paths []string, read func(string) (*change.Migration, error)) ([]*change.Migration, error) {
+	ms, err := change.ReadFiles(paths, read)
 	if err != nil {
 		var ie *change.InputError
 		if errors.As(err, &ie) {

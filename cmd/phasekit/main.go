@@ -5,6 +5,10 @@ package main
 
 import (
 	"os"
+
+	// First: it sets lint's garbage collector target before the other
+	// packages' inits allocate.
+	_ "github.com/phasekit/phasekit/internal/lintgc"
 )
 
 func main() {
