@@ -1,0 +1,54 @@
+-- found by the differential fuzzer, seed 401525
+-- check failed: error ""
+--   rows of public.t9: file "21 rows, digest fdcb4022e8b08e2202fa99587a36241e" plan "21 rows, digest 3764fbb0a59c1db7400fd6d5faa896b4"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id serial PRIMARY KEY, c2 boolean, c3 timestamp, c4 mood, c5 varchar(20), c6 text NOT NULL DEFAULT 'v963', c7 bigint);
+CREATE INDEX ix8 ON t1 ((c6));
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (1, false, '2024-01-05 10:00', 'sad', 'v184', 'v762', 482);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (2, false, '2024-01-07 10:00', 'ok', 'v476', 'v282', 308);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (3, true, '2024-01-01 10:00', 'sad', 'v101', 'v746', 504);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (4, false, '2024-01-06 10:00', 'sad', 'v110', 'v630', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (5, NULL, '2024-01-07 10:00', 'happy', 'v98', 'v240', 444);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (6, false, NULL, 'sad', 'v770', 'v371', 581);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (7, false, '2024-01-28 10:00', 'ok', NULL, 'v133', 46);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (8, true, '2024-01-28 10:00', 'sad', NULL, 'v412', 45);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (9, false, '2024-01-05 10:00', 'ok', 'v602', 'v209', 515);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (10, false, NULL, NULL, 'v237', 'v31', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (11, true, '2024-01-27 10:00', NULL, 'v663', 'v832', 108);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (12, false, NULL, 'ok', 'v832', 'v248', NULL);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (13, true, '2024-01-12 10:00', 'happy', 'v120', 'v413', 905);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (14, false, '2024-01-13 10:00', 'ok', 'v938', 'v615', 470);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (15, false, '2024-01-18 10:00', 'happy', 'v292', 'v651', 848);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (16, true, NULL, 'sad', 'v959', 'v204', 620);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (17, true, '2024-01-10 10:00', 'sad', 'v113', 'v126', 873);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (18, false, '2024-01-08 10:00', NULL, 'v892', 'v242', 722);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (19, true, '2024-01-12 10:00', 'sad', 'v796', 'v944', 305);
+INSERT INTO t1 (id, c2, c3, c4, c5, c6, c7) VALUES (20, true, '2024-01-20 10:00', 'ok', 'v359', 'v142', 971);
+SELECT setval('t1_id_seq', 20);
+CREATE TABLE t9 (id serial PRIMARY KEY, c10 date, c11 jsonb, c12 jsonb, c13 varchar(20), c14 text);
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (1, NULL, '{"k": 52}', '{"k": 94}', 'v23', NULL);
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (2, NULL, '{"k": 78}', '{"k": 54}', 'v399', 'v754');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (3, '2024-02-10', '{"k": 2}', '{"k": 48}', 'v615', 'v852');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (4, '2024-02-11', '{"k": 31}', '{"k": 78}', NULL, 'v976');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (5, '2024-02-08', '{"k": 20}', NULL, 'v991', 'v738');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (6, NULL, '{"k": 9}', NULL, 'v610', 'v849');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (7, '2024-02-13', NULL, NULL, 'v279', 'v544');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (8, '2024-02-07', '{"k": 33}', '{"k": 71}', 'v564', 'v877');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (9, '2024-02-23', '{"k": 71}', '{"k": 13}', NULL, 'v213');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (10, '2024-02-15', '{"k": 37}', '{"k": 6}', 'v464', 'v96');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (11, '2024-02-27', '{"k": 72}', '{"k": 59}', NULL, 'v48');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (12, '2024-02-06', '{"k": 33}', '{"k": 94}', 'v533', 'v400');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (13, '2024-02-05', '{"k": 27}', '{"k": 14}', 'v697', 'v236');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (14, '2024-02-16', '{"k": 31}', '{"k": 32}', 'v112', NULL);
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (15, '2024-02-13', '{"k": 3}', NULL, 'v159', 'v714');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (16, '2024-02-26', '{"k": 4}', '{"k": 73}', 'v80', 'v583');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (17, '2024-02-24', '{"k": 33}', '{"k": 97}', 'v411', 'v394');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (18, NULL, '{"k": 14}', '{"k": 29}', 'v269', 'v2');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (19, NULL, '{"k": 31}', '{"k": 75}', 'v517', 'v497');
+INSERT INTO t9 (id, c10, c11, c12, c13, c14) VALUES (20, '2024-02-03', '{"k": 76}', '{"k": 47}', 'v634', NULL);
+SELECT setval('t9_id_seq', 20);
+CREATE VIEW v15 AS SELECT id, c14 FROM t9;
+-- migration
+ALTER TABLE t9 RENAME COLUMN c11 TO r16;
+INSERT INTO t9 (id) VALUES (1382) ON CONFLICT DO NOTHING;
+ALTER TABLE t9 ALTER COLUMN c12 SET DEFAULT '{"k": 3}';
