@@ -40,7 +40,7 @@ type Config struct {
 	// Interval is the time between the starts of two probes (default 10ms).
 	Interval time.Duration
 	// BaselineFor is how long the probe runs alone before the backfill
-	// starts (default 3s).
+	// starts (default 5s).
 	BaselineFor time.Duration
 	// Window is the span of samples the p99 is computed over (default 2s).
 	Window time.Duration
@@ -75,13 +75,19 @@ type Config struct {
 	// measured (default 2s). Quiet windows are at least ten times their
 	// length apart, so they never take more than a tenth of the time.
 	Quiet time.Duration
+	// Confirm is how many decisions in a row must find the probe above the
+	// limit before the rate is cut (default 2): a p99 over a window of a
+	// few hundred probes is its few slowest, and one scheduler or fsync
+	// hiccup should not halve the backfill. A p99 above twice the limit
+	// cuts at once.
+	Confirm int
 }
 
 // Defaults.
 const (
 	DefaultMaxRatio    = 1.5
 	DefaultInterval    = 10 * time.Millisecond
-	DefaultBaselineFor = 3 * time.Second
+	DefaultBaselineFor = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -123,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Quiet <= 0 {
 		c.Quiet = 2 * time.Second
+	}
+	if c.Confirm <= 0 {
+		c.Confirm = 2
 	}
 	if c.MaxRate > 0 {
 		c.MinRate = min(c.MinRate, c.MaxRate)
@@ -210,6 +219,53 @@ type Controller struct {
 	// quietFrom and quietTo bound the quiet window asked for (zero: none
 	// pending); lastQuiet is when the latest one ended.
 	quietFrom, quietTo, lastQuiet time.Time
+	// over counts the decisions in a row that found the probe above the
+	// limit without cutting the rate yet.
+	over int
+	// walks are the batches reported by Walked over the last second: the
+	// rate the backfill really goes at, which may be far below the rate
+	// allowed when the backfill cannot go faster.
+	walks   []walk
+	started time.Time
+}
+
+type walk struct {
+	at   time.Time
+	keys int64
+}
+
+// measureFor is the span the backfill's real rate is measured over.
+const measureFor = time.Second
+
+// Walked records a batch of keys walked, finished at at.
+func (c *Controller) Walked(at time.Time, keys int64) {
+	c.walks = append(c.walks, walk{at, keys})
+}
+
+// measured is the rate the backfill went at over the last measureFor (0:
+// nothing walked yet).
+func (c *Controller) measured(now time.Time) float64 {
+	from := now.Add(-measureFor)
+	keep := c.walks[:0]
+	var keys int64
+	for _, w := range c.walks {
+		if w.at.After(from) {
+			keep = append(keep, w)
+			keys += w.keys
+		}
+	}
+	c.walks = keep
+	if keys == 0 {
+		return 0
+	}
+	span := measureFor
+	if since := now.Sub(c.started); since < span {
+		span = since
+	}
+	if span <= 0 {
+		return 0
+	}
+	return float64(keys) / span.Seconds()
 }
 
 // NewController starts a controller whose limit is cfg.MaxRatio times the
@@ -220,7 +276,7 @@ func NewController(cfg Config, baseline time.Duration, now time.Time) *Controlle
 	c.stats.FirstBaseline = baseline
 	c.setBaseline(baseline)
 	c.stats.Rate = c.rate
-	c.lastQuiet = now
+	c.lastQuiet, c.started = now, now
 	return c
 }
 
@@ -298,13 +354,28 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	c.stats.P99 = p99
 	c.stats.Peak = max(c.stats.Peak, p99)
 	var d Decision
+	used := c.measured(now)
+	if p99 > c.stats.Limit && p99 <= 2*c.stats.Limit && c.over+1 < c.cfg.Confirm {
+		// Above the limit, but not by much and not for long yet: hold.
+		c.over++
+		d.Rate = c.rate
+		return d
+	}
 	if p99 > c.stats.Limit {
+		c.over = 0
+		// Cut from the rate the backfill really went at: when it could not
+		// reach the rate allowed, halving the allowance would change
+		// nothing.
+		base := c.rate
+		if used > 0 && used < base {
+			base = used
+		}
 		if c.inARow == 0 {
-			c.before = c.rate
+			c.before = base
 		}
 		c.inARow++
-		c.from = c.rate
-		c.rate = max(c.cfg.MinRate, c.rate*c.cfg.Decrease)
+		c.from = base
+		c.rate = max(c.cfg.MinRate, base*c.cfg.Decrease)
 		c.slowStart = false
 		c.cut = now
 		c.samples = c.samples[:0]
@@ -319,11 +390,17 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 		}
 		c.stats.Paused += d.Pause
 	} else {
-		c.inARow = 0
+		c.inARow, c.over = 0, 0
 		if c.slowStart {
 			c.rate *= 1.5
 		} else {
 			c.rate += c.cfg.Increase * max(c.from, c.cfg.InitialRate)
+		}
+		// Never allow much more than the backfill uses: an allowance far
+		// above what it can do would take many cuts to bite once the app
+		// feels it.
+		if used > 0 {
+			c.rate = min(c.rate, max(2*used, c.cfg.InitialRate))
 		}
 	}
 	if c.cfg.MaxRate > 0 {

@@ -28,7 +28,7 @@ func feed(c *Controller, clk *fakeTime, n int, lat time.Duration) Decision {
 
 func testConfig() Config {
 	return Config{MaxRatio: 1.5, Slack: time.Microsecond, Every: 250 * time.Millisecond, Window: 2 * time.Second,
-		InitialRate: 10_000, MinRate: 500, Increase: 0.05, Decrease: 0.5, MinSamples: 10}
+		InitialRate: 10_000, MinRate: 500, Increase: 0.05, Decrease: 0.5, MinSamples: 10, Confirm: 1}
 }
 
 func TestLimitIsRatioOfBaselinePlusSlack(t *testing.T) {
@@ -326,5 +326,56 @@ func TestQuietWindowWithTooFewProbesKeepsTheBaseline(t *testing.T) {
 	c.Decide(clk.now, 0)
 	if st := c.Stats(); st.Quiets != 1 || st.Baseline != 2*time.Millisecond {
 		t.Fatalf("%+v, want the 2ms baseline kept", st)
+	}
+}
+
+// feedWalking is feed with the backfill walking rate rows/s meanwhile, in
+// batches every 10ms.
+func feedWalking(c *Controller, clk *fakeTime, n int, lat time.Duration, rate float64) Decision {
+	for i := 0; i < n; i++ {
+		at := clk.advance(10 * time.Millisecond)
+		c.Observe(Sample{At: at, Latency: lat})
+		c.Walked(at, int64(rate/100))
+	}
+	return c.Decide(clk.now, 0)
+}
+
+func TestRateFollowsWhatTheBackfillReallyWalks(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(testConfig(), 2*time.Millisecond, clk.now)
+	// The backfill cannot go faster than 30,000 rows/s: the allowance
+	// stops at twice that instead of growing without bound.
+	var d Decision
+	for i := 0; i < 40; i++ {
+		d = feedWalking(c, clk, 25, 2*time.Millisecond, 30_000)
+	}
+	if d.Rate > 60_000 {
+		t.Fatalf("allowance %.0f rows/s while the backfill walks 30,000: want at most twice that", d.Rate)
+	}
+	// The app feels it: the cut is from the 30,000 really walked.
+	d = feedWalking(c, clk, 25, 9*time.Millisecond, 30_000)
+	if d.Pause == 0 || d.Rate != 15_000 {
+		t.Fatalf("over the limit: %+v, want half of the 30,000 rows/s walked", d)
+	}
+}
+
+func TestConfirmHoldsOneWindowJustAboveTheLimit(t *testing.T) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	cfg := testConfig()
+	cfg.Confirm = 2
+	c := NewController(cfg, 2*time.Millisecond, clk.now) // limit 3ms + 1µs
+	rate := feed(c, clk, 25, 2*time.Millisecond).Rate
+	// 4ms, under twice the limit: the first window holds the rate.
+	if d := feed(c, clk, 25, 4*time.Millisecond); d.Pause != 0 || d.Rate != rate {
+		t.Fatalf("first window above the limit: %+v, want the rate %.0f held", d, rate)
+	}
+	// The second in a row cuts.
+	if d := feed(c, clk, 25, 4*time.Millisecond); d.Pause == 0 || d.Rate != rate/2 {
+		t.Fatalf("second window above the limit: %+v, want a cut to %.0f", d, rate/2)
+	}
+	// Back under the limit, then 7ms, above twice the limit: cut at once.
+	rate = feed(c, clk, 25, 2*time.Millisecond).Rate
+	if d := feed(c, clk, 25, 7*time.Millisecond); d.Pause == 0 || d.Rate != rate/2 {
+		t.Fatalf("a window above twice the limit: %+v, want a cut to %.0f at once", d, rate/2)
 	}
 }

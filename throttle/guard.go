@@ -125,6 +125,7 @@ func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, d Deci
 	if !g.inflight.IsZero() {
 		inflight = now.Sub(g.inflight)
 	}
+	g.ctrl.Walked(now, keys)
 	d = g.ctrl.Decide(now, inflight)
 	if d.Rate > 0 {
 		slot := time.Duration(float64(keys) / d.Rate * float64(time.Second))

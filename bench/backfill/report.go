@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/phasekit/phasekit/throttle"
 )
 
 // The issue's targets (issue 14).
@@ -202,7 +204,7 @@ func printReport(w io.Writer, cfg config, r *results) {
 		batch = "batch target " + cfg.batchTarget.String()
 	}
 	fmt.Fprintf(w, "phasekit (%s): rows/s over the backfill phase (ledger; with the guard, its %s probe baseline included); app over all of apply --until backfill (last unguarded run: %s)\n",
-		batch, "3s", phaseList(r.phaseTimes))
+		batch, throttle.DefaultBaselineFor, phaseList(r.phaseTimes))
 	fmt.Fprintln(w, "I/O control: no migration; another process writes the preceding unguarded run's WAL rate to a file on the same file system, synced once per batch target")
 	for _, k := range sortedKeys(r.series) {
 		for i, o := range r.series[k] {
