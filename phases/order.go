@@ -207,7 +207,7 @@ func objectsOf(s *schema.Snapshot, obs *Observed, c change.Change) []object {
 }
 
 // referencingKeys are the foreign keys on other tables that reference
-// column of table, with their columns.
+// column of table.
 func referencingKeys(s *schema.Snapshot, table, column string) []object {
 	tb, ok := s.Table(table)
 	if !ok {
@@ -218,8 +218,9 @@ func referencingKeys(s *schema.Snapshot, table, column string) []object {
 		if !slices.Contains(con.RefColumns, column) {
 			continue
 		}
+		// The constraint, not its columns: widening those too in the same
+		// file is the chain the key widening plans together.
 		out = append(out, constraint(con.Table, con.Name))
-		out = append(out, columnObjects(con.Table, con.Columns)...)
 	}
 	return out
 }
