@@ -148,6 +148,10 @@ type Change struct {
 	// Relations are every table, view or sequence the statement names,
 	// "schema.name", so the planner can order statements that share them.
 	Relations []string `json:"relations,omitempty"`
+	// TakesDefaults: a data statement that may write a column's default
+	// into Table (any INSERT, an UPDATE with SET c = DEFAULT), so a later
+	// default change must not run before it.
+	TakesDefaults bool `json:"-"`
 	// Stmt is the index in Migration.Statements of the statement this change
 	// comes from; one statement (an ALTER TABLE with several subcommands)
 	// may give several changes.

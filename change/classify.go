@@ -211,8 +211,14 @@ func dataChange(table string, n *pg.Node, what string) Change {
 	switch {
 	case n.GetUpdateStmt() != nil:
 		targets = n.GetUpdateStmt().TargetList
+		for _, t := range targets {
+			if rt := t.GetResTarget(); rt != nil && rt.Val.GetSetToDefault() != nil {
+				c.TakesDefaults = true
+			}
+		}
 	case n.GetInsertStmt() != nil:
 		targets = n.GetInsertStmt().Cols
+		c.TakesDefaults = true
 	}
 	seen := map[string]bool{}
 	for _, t := range targets {

@@ -526,7 +526,7 @@ func commutesWith(c, d change.Change) bool {
 	if !commutesWithData(c) {
 		return false
 	}
-	if (c.Kind == change.SetDefault || c.Kind == change.DropDefault) && d.Table == c.Table && !strings.HasPrefix(d.Reason, "deletes") {
+	if (c.Kind == change.SetDefault || c.Kind == change.DropDefault) && d.Table == c.Table && d.TakesDefaults {
 		return false
 	}
 	return true

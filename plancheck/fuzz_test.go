@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +124,11 @@ func TestDifferential(t *testing.T) {
 	}
 	ctx := context.Background()
 	pgtest.Cluster(t)
+	// An interrupt (make fuzz stopped early) ends the run once the cases in
+	// flight are done, with the counts and the counterexamples so far.
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var broken atomic.Bool
 	var (
 		counts   [4]atomic.Int64
 		mu       sync.Mutex
@@ -132,6 +139,9 @@ func TestDifferential(t *testing.T) {
 	next.Store(*fuzzSeed)
 	deadline := time.Now().Add(*fuzzFor)
 	more := func(seed uint64) bool {
+		if interrupted.Err() != nil || broken.Load() {
+			return false
+		}
 		if *fuzzFor > 0 {
 			return time.Now().Before(deadline)
 		}
@@ -162,6 +172,14 @@ func TestDifferential(t *testing.T) {
 				if o != caseFailed {
 					continue
 				}
+				if strings.Contains(why, "cannot connect") {
+					// The scratch server is gone (stopped under the run):
+					// not a counterexample, and every later case would fail
+					// the same way.
+					broken.Store(true)
+					t.Errorf("seed %d: the scratch server is gone, stopping: %s", seed, why)
+					return
+				}
 				small := minimize(ctx, t, g.sql, sql)
 				_, why = runCase(ctx, t, g.sql, small)
 				mu.Lock()
@@ -175,6 +193,9 @@ func TestDifferential(t *testing.T) {
 	}
 	wg.Wait()
 	total := counts[0].Load() + counts[1].Load() + counts[2].Load() + counts[3].Load()
+	if interrupted.Err() != nil {
+		t.Logf("interrupted: the counts cover the cases run until then")
+	}
 	t.Logf("%d cases: %d planned and proved, %d refused, %d invalid as written, %d counterexamples",
 		total, counts[casePlanned].Load(), counts[caseRefused].Load(), counts[caseInvalid].Load(), counts[caseFailed].Load())
 	var kinds []string
