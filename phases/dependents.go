@@ -25,6 +25,18 @@ func (d dependents) empty() bool {
 	return len(d.indexes)+len(d.keys)+len(d.checks)+len(d.refs) == 0
 }
 
+// referencedBy lists the foreign keys of other tables that reference col
+// of t.
+func referencedBy(t *schema.Table, col string) []schema.Constraint {
+	var out []schema.Constraint
+	for _, fk := range t.ReferencedBy {
+		if slices.Contains(fk.RefColumns, col) {
+			out = append(out, fk)
+		}
+	}
+	return out
+}
+
 // dependentsOf lists what depends on a column, or refuses what phasekit
 // cannot rebuild (exclusion constraints, a key on a partitioned table).
 func dependentsOf(c change.Change, t *schema.Table, col string) (dependents, error) {
@@ -51,11 +63,7 @@ func dependentsOf(c change.Change, t *schema.Table, col string) (dependents, err
 			d.indexes = append(d.indexes, ix)
 		}
 	}
-	for _, fk := range t.ReferencedBy {
-		if slices.Contains(fk.RefColumns, col) {
-			d.refs = append(d.refs, fk)
-		}
-	}
+	d.refs = referencedBy(t, col)
 	if !d.empty() && (t.Partitioned || t.PartitionOf != "") {
 		return d, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s is partitioned or a partition: rebuilding the indexes and constraints of a retyped column there is not supported yet", t.QName())}
 	}

@@ -2,7 +2,6 @@ package phases
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -213,13 +212,10 @@ func referencingKeys(s *schema.Snapshot, table, column string) []object {
 	if !ok {
 		return nil
 	}
+	// The constraints, not their columns: widening those too in the same
+	// file is the chain the key widening plans together.
 	var out []object
-	for _, con := range tb.ReferencedBy {
-		if !slices.Contains(con.RefColumns, column) {
-			continue
-		}
-		// The constraint, not its columns: widening those too in the same
-		// file is the chain the key widening plans together.
+	for _, con := range referencedBy(tb, column) {
 		out = append(out, constraint(con.Table, con.Name))
 	}
 	return out
