@@ -115,13 +115,19 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 		timeout = 60 * time.Second
 	}
 	l.postgres, l.settings, l.logTo, l.timeout = postgres, opts.Settings, logTo, timeout
+	if err = l.boot(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// boot starts the server with the settings StartLocal kept, on a fresh
+// port each attempt while another process grabs the one picked.
+func (l *Local) boot(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		err = l.start(ctx, postgres, opts.Settings, logTo, timeout)
-		if err == nil {
-			return l, nil
-		}
-		if !errors.Is(err, errPortInUse) || attempt == portAttempts {
-			return nil, err
+		err := l.start(ctx, l.postgres, l.settings, l.logTo, l.timeout)
+		if err == nil || !errors.Is(err, errPortInUse) || attempt == portAttempts {
+			return err
 		}
 	}
 }

@@ -49,11 +49,5 @@ func (l *Local) Restart(ctx context.Context) error {
 	default:
 		return errors.New("restart local PostgreSQL: it is still running")
 	}
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = l.start(ctx, l.postgres, l.settings, l.logTo, l.timeout)
-		if err == nil || !errors.Is(err, errPortInUse) || attempt == portAttempts {
-			return err
-		}
-	}
+	return l.boot(ctx)
 }
