@@ -262,3 +262,29 @@ func TestLintDataChecks(t *testing.T) {
 		t.Fatalf("data findings %+v, want one counting %d NULLs", res.Data, nulls)
 	}
 }
+
+// TestBackfillFlagsChecked: guard settings that cannot mean anything are
+// refused with exit 2 before apply touches the database.
+func TestBackfillFlagsChecked(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDB(t, "chinook")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-latency-ratio", "0.5"}, "--max-latency-ratio 0.5: give 1 or more"},
+		{[]string{"--max-latency-ratio", "-1"}, "--max-latency-ratio -1"},
+		{[]string{"--probe-interval", "0s"}, "--probe-interval 0s: must be positive"},
+		{[]string{"--probe-baseline", "1ms"}, "--probe-baseline 1ms: must be at least one --probe-interval"},
+	} {
+		before := tableCount(t, dsn)
+		args := append([]string{"--dsn", dsn, "apply", "--plan", t.TempDir()}, tc.args...)
+		code, _, stderr := phasekit(t, args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+		if after := tableCount(t, dsn); after != before {
+			t.Errorf("%v: %d tables before, %d after", tc.args, before, after)
+		}
+	}
+}

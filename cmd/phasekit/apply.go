@@ -44,6 +44,10 @@ func applyCommand() *cli.Command {
 			if phase != "" && until != "" {
 				return badInput(errors.New("--phase and --until exclude each other"))
 			}
+			backfill, err := backfillOptions(c, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
 			hook, err := contractHook(c)
 			if err != nil {
 				return err
@@ -51,7 +55,7 @@ func applyCommand() *cli.Command {
 			st, err := migrations.Apply(c.Context, dsn, c.String("plan"), migrations.ApplyOptions{
 				Phase: phase, Until: until, DryRun: c.Bool("dry-run"),
 				DDL:      ddlOptions(c),
-				Backfill: backfillOptions(c, c.App.ErrWriter),
+				Backfill: backfill,
 				Runner:   migrations.CurrentRunner(phasekitVersion()),
 				Out:      c.App.Writer, Log: slog.Default(),
 				Gate: hook,

@@ -76,7 +76,16 @@ func backfillFlags() []cli.Flag {
 
 // backfillOptions reads backfillFlags; progress, when not nil, gets the
 // progress display.
-func backfillOptions(c *cli.Context, progress io.Writer) migrations.BackfillOptions {
+func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOptions, error) {
+	r := c.Float64("max-latency-ratio")
+	switch {
+	case r < 0 || r > 0 && r < 1:
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--max-latency-ratio %g: give 1 or more (a multiple of the app's latency before the backfill), or 0 to turn the guard off", r))
+	case c.Duration("probe-interval") <= 0:
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-interval %s: must be positive", c.Duration("probe-interval")))
+	case c.Duration("probe-baseline") < c.Duration("probe-interval"):
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-baseline %s: must be at least one --probe-interval (%s)", c.Duration("probe-baseline"), c.Duration("probe-interval")))
+	}
 	o := migrations.BackfillOptions{
 		TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
 		MaxReplicationLag: c.Duration("max-replication-lag"), ProbeSQL: c.String("probe-sql"),
@@ -85,8 +94,8 @@ func backfillOptions(c *cli.Context, progress io.Writer) migrations.BackfillOpti
 	if progress != nil {
 		o.Progress, o.TTY = progress, isTerminal(progress)
 	}
-	if r := c.Float64("max-latency-ratio"); r > 0 {
+	if r > 0 {
 		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline")}
 	}
-	return o
+	return o, nil
 }

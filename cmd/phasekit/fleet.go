@@ -109,13 +109,17 @@ func fleetApplyCommand() *cli.Command {
 			}
 			// An interrupt stops the rollout where it is, without rolling
 			// anything back: fleet apply again resumes it.
+			backfill, err := backfillOptions(c, nil)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := fleet.Apply(ctx, f, c.String("plan"), fleet.ApplyOptions{
 				Phase: phase, MaxParallel: c.Int("max-parallel"), NoBake: c.Bool("no-bake"),
 				Alarm: alarm, AlarmInterval: c.Duration("alarm-interval"),
 				DDL:      ddlOptions(c),
-				Backfill: backfillOptions(c, nil),
+				Backfill: backfill,
 				Runner:   migrations.CurrentRunner(phasekitVersion()),
 				Out:      events, Detail: c.App.ErrWriter, Log: slog.Default(),
 			})
