@@ -107,17 +107,25 @@ func planCatalogueOnlyType(s *schema.Snapshot, obs *Observed, c change.Change) (
 		}
 	}
 	f := newFragment()
+	aroundViews(f, views, ddl(tn, LockAccessExclusive,
+		fmt.Sprintf("catalogue only: PostgreSQL keeps the table and its indexes (no rewrite on the scratch copy); %s to %s", before.Type, after.Type),
+		c.SQL, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", qq(tn), q(c.Column), before.Type)))
+	f.deploy = fmt.Sprintf("N+1 may write %s into %s.%s after expand", after.Type, tn, c.Column)
+	return f, true
+}
+
+// aroundViews adds a type change to expand between dropping the views that
+// read the column and creating them again from their definitions, all in
+// one transaction: PostgreSQL refuses to retype a column a view reads, and
+// N reads the views again the moment the transaction commits.
+func aroundViews(f *fragment, views []*schema.View, retype Statement) {
 	for i := len(views) - 1; i >= 0; i-- {
 		f.add(Expand, ddl(views[i].QName(), LockAccessExclusive, "recreated below, around the type change", fmt.Sprintf("DROP VIEW %s", qq(views[i].QName())), createView(views[i])))
 	}
-	f.add(Expand, ddl(tn, LockAccessExclusive,
-		fmt.Sprintf("catalogue only: PostgreSQL keeps the table and its indexes (no rewrite on the scratch copy); %s to %s", before.Type, after.Type),
-		c.SQL, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", qq(tn), q(c.Column), before.Type)))
+	f.add(Expand, retype)
 	for _, v := range views {
 		f.add(Expand, ddl(v.QName(), LockAccessExclusive, "the view again", createView(v), fmt.Sprintf("DROP VIEW IF EXISTS %s", qq(v.QName()))))
 	}
-	f.deploy = fmt.Sprintf("N+1 may write %s into %s.%s after expand", after.Type, tn, c.Column)
-	return f, true
 }
 
 // changeType: ALTER COLUMN ... TYPE, and the change spec's change_type (with

@@ -37,6 +37,23 @@ func planPassThrough(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	if !ok {
 		f.irreversible[Expand] = true
 	}
+	if c.Kind == change.ChangeType {
+		// A column or table this migration adds, which a view it creates
+		// reads: the replay ran the file with the views dropped and created
+		// again around the type change, and so does the plan.
+		tn := c.Table
+		if t, ok := s.Table(c.Table); ok {
+			tn = t.QName()
+		}
+		views := s.ViewsUsing(tn, c.Column)
+		for _, v := range views {
+			if v.Materialized {
+				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("materialized view %s reads %s.%s: PostgreSQL cannot change the column's type under it; drop the view first and create it again after", v.QName(), c.Table, c.Column)}
+			}
+		}
+		aroundViews(f, views, st)
+		return f, nil
+	}
 	f.add(Expand, st)
 	return f, nil
 }
