@@ -126,6 +126,14 @@ type BackfillOptions struct {
 	// in the same transaction, so a crash loses the last batches and their
 	// cursor together, and the run resumes before them.
 	AsyncCommit bool
+	// WALCompression, when set, is the wal_compression each batch sets for
+	// its own transaction (pglz, lz4, zstd or off): the full-page images a
+	// batch writes the first time it touches a page since the last
+	// checkpoint are most of its WAL, which every app commit queues behind.
+	// Setting it takes superuser or GRANT SET ON PARAMETER wal_compression;
+	// where the server refuses, the backfill says so and runs with the
+	// server's setting. "": the server's setting.
+	WALCompression string
 	// Guard, when set, holds the backfill to what the application feels:
 	// a probe times a tiny committed write every few milliseconds, and the
 	// rows/s follow its p99 against the p99 measured before the backfill
@@ -270,6 +278,15 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep,
 
 	estimate := b.estimate(ctx, walked)
 	p := newBackfillProgress(opts, step.Table, estimate, walked, start)
+	if opts.WALCompression != "" {
+		if err := b.tryWALCompression(ctx); err != nil {
+			p.logf("wal_compression %s: not set, the batches write WAL with the server's setting: %v", opts.WALCompression, err)
+		} else {
+			// The server took the value, so it is one of its enum's labels;
+			// quoted all the same.
+			b.modeSQL += ", set_config('wal_compression', '" + strings.ReplaceAll(opts.WALCompression, "'", "''") + "', true)"
+		}
+	}
 	if upper != nil {
 		if opts.Guard != nil && estimate-walked < opts.GuardFromRows {
 			p.logf("guard: off, about %d rows left: fewer than %d, so done about as fast as the probe measures its baseline", estimate-walked, opts.GuardFromRows)
@@ -299,6 +316,18 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep,
 		return res, fmt.Errorf("backfill %s: verify: %d %w", step.Table, res.Remaining, ErrBackfillIncomplete)
 	}
 	return res, nil
+}
+
+// tryWALCompression sets wal_compression in a transaction it rolls back:
+// whether the role may, and whether the server was built with the method.
+func (b *backfiller) tryWALCompression(ctx context.Context) error {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = tx.Exec(ctx, "SELECT set_config('wal_compression', $1, true)", b.opts.WALCompression)
+	return err
 }
 
 // startGuard measures the probe alone, then starts the guard; stop ends the

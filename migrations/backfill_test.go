@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -744,4 +745,57 @@ func BenchmarkBackfill(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/batched.Seconds(), "batched-rows/s")
 	b.ReportMetric(float64(rows*b.N)/naive.Seconds(), "naive-rows/s")
 	b.ReportMetric(math.Round(100*naive.Seconds()/batched.Seconds())/100, "batched/naive")
+}
+
+// TestBackfillWALCompression: every batch runs with the wal_compression
+// asked for (the rows record the setting their batch saw); a role the
+// server does not let set it gets a line saying so and the server's
+// setting, and the backfill still fills every row.
+func TestBackfillWALCompression(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "")
+	conn := pgtest.Conn(t, dsn)
+	if _, err := conn.Exec(ctx, `CREATE TABLE w (id int PRIMARY KEY, seen text);
+		INSERT INTO w SELECT g, NULL FROM generate_series(1, 2500) g`); err != nil {
+		t.Fatal(err)
+	}
+	step := phases.BackfillStep{Table: "public.w", Set: []phases.Assignment{{Column: "seen", Expr: "current_setting('wal_compression')"}},
+		Where: "seen IS DISTINCT FROM current_setting('wal_compression')", Verify: "SELECT count(*) FROM w WHERE seen IS NULL"}
+	var server string
+	if err := conn.QueryRow(ctx, "SHOW wal_compression").Scan(&server); err != nil || server == "pglz" {
+		t.Fatalf("server's wal_compression %q (%v): the test needs it to differ from pglz", server, err)
+	}
+
+	var log bytes.Buffer
+	res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, nil, migrations.BackfillOptions{InitialBatch: 100, MaxBatch: 300, WALCompression: "pglz", Progress: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Batches < 5 {
+		t.Fatalf("%d batches: the test wants several", res.Batches)
+	}
+	if n := backfillCount(t, conn, "SELECT count(*) FROM w WHERE seen IS DISTINCT FROM 'pglz'"); n != 0 {
+		t.Errorf("%d rows were filled by a batch without wal_compression pglz", n)
+	}
+	if strings.Contains(log.String(), "wal_compression") {
+		t.Errorf("a superuser was told the setting was refused:\n%s", log.String())
+	}
+
+	role := "pk_walc_" + strings.ReplaceAll(strings.TrimPrefix(filepath.Base(t.TempDir()), "Test"), "-", "_")
+	if _, err := conn.Exec(ctx, "UPDATE w SET seen = NULL; CREATE ROLE "+role+" LOGIN; GRANT SELECT, UPDATE ON w TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP OWNED BY "+role+"; DROP ROLE "+role) })
+	log.Reset()
+	asRole := strings.Replace(dsn, "postgres@", role+"@", 1)
+	if _, err := migrations.Backfill(ctx, backfillPool(t, asRole), step, nil, migrations.BackfillOptions{WALCompression: "pglz", Progress: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if n := backfillCount(t, conn, "SELECT count(*) FROM w WHERE seen IS DISTINCT FROM '"+server+"'"); n != 0 {
+		t.Errorf("%d rows filled with another setting than the server's %q", n, server)
+	}
+	if !strings.Contains(log.String(), "wal_compression pglz: not set") || !strings.Contains(log.String(), "permission denied") {
+		t.Errorf("the refusal was not said:\n%s", log.String())
+	}
 }

@@ -196,6 +196,9 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 	// and the I/O control back to back, after a warm-up that leaves pg_wal
 	// full of recycled segments.
 	variantStep := func(v variant) func(context.Context, *results) error {
+		if v.controlOf != "" {
+			return func(ctx context.Context, res *results) error { return b.controlFor(ctx, res, v.controlOf, v.key) }
+		}
 		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
 	}
 	steps := []step{{"warm-up", b.warmupWAL}}
@@ -465,12 +468,18 @@ func (b *bench) baseline(ctx context.Context, res *results) error {
 // that fills the column at that speed costs it on this machine: the floor
 // under the phasekit row.
 func (b *bench) control(ctx context.Context, res *results) error {
-	runs := res.series[unguarded.key]
+	return b.controlFor(ctx, res, unguarded.key, "control")
+}
+
+// controlFor is the I/O control of the last run of series of, kept as
+// series key.
+func (b *bench) controlFor(ctx context.Context, res *results, of, key string) error {
+	runs := res.series[of]
 	if len(runs) == 0 {
-		return errors.New("the I/O control needs an unguarded phasekit run first")
+		return fmt.Errorf("the I/O control needs a %s run first", labelOf(of))
 	}
 	pk := runs[len(runs)-1]
-	name := fmt.Sprintf("control%d", len(res.series["control"])+1)
+	name := fmt.Sprintf("%s%d", key, len(res.series[key])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
@@ -497,7 +506,7 @@ func (b *bench) control(ctx context.Context, res *results) error {
 	}
 	b.logf("%s: wrote %.0f MB to %s at %.1f MB/s, synced every %s", name, float64(written)/1e6, file, pk.walRate()/1e6, every)
 	out.wal = written + out.wal // the app's own WAL is in out.wal
-	res.series["control"] = append(res.series["control"], out)
+	res.series[key] = append(res.series[key], out)
 	return nil
 }
 

@@ -42,8 +42,8 @@ func tradeoffPoints(r *results) []point {
 // rate as reference lines. Plain SVG, no script, readable on GitHub.
 func tradeoffSVG(r *results) string {
 	const (
-		w, h                     = 980, 460
-		left, right, top, bottom = 70, 380, 40, 50
+		w, h                     = 1100, 460
+		left, right, top, bottom = 70, 500, 40, 50
 	)
 	pts := tradeoffPoints(r)
 	base := medianOf(r.series["baseline"]).p99

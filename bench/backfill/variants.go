@@ -22,6 +22,10 @@ type variant struct {
 	// opts adjusts apply's backfill options (nil: the defaults as the
 	// CLI has them).
 	opts func(*migrations.BackfillOptions)
+	// controlOf, when set, makes this an I/O control instead of a
+	// backfill: no migration, the WAL rate of the last run of that
+	// variant written to a file beside the cluster's data while the app runs.
+	controlOf string
 }
 
 // cliDefaults are the backfill options `phasekit apply` uses when no flag
@@ -64,6 +68,11 @@ var sweep = []variant{
 	{key: "cap", label: "guard off, capped at pgroll's 86,906 rows/s", opts: func(o *migrations.BackfillOptions) {
 		noGuard(o)
 		o.MaxRowsPerSecond = pgrollRate
+	}},
+	{key: "cap_control", label: "I/O control at the capped run's WAL rate (no migration)", controlOf: "cap"},
+	{key: "zstd", label: "guard off, --wal-compression zstd", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.WALCompression = "zstd"
 	}},
 	{key: "sync", label: "guard off, --sync-batches (each batch waits for its WAL flush)", opts: func(o *migrations.BackfillOptions) {
 		noGuard(o)

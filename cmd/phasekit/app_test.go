@@ -276,6 +276,7 @@ func TestBackfillFlagsChecked(t *testing.T) {
 		{[]string{"--max-latency-ratio", "-1"}, "--max-latency-ratio -1"},
 		{[]string{"--probe-interval", "0s"}, "--probe-interval 0s: must be positive"},
 		{[]string{"--probe-baseline", "1ms"}, "--probe-baseline 1ms: must be at least one --probe-interval"},
+		{[]string{"--wal-compression", "gzip"}, `--wal-compression "gzip": give pglz, lz4, zstd or off`},
 	} {
 		before := tableCount(t, dsn)
 		args := append([]string{"--dsn", dsn, "apply", "--plan", t.TempDir()}, tc.args...)

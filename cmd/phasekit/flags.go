@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -70,6 +71,7 @@ func backfillFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "max-rows-per-second", Usage: "backfill hard cap on rows/s, with or without the guard (0: none)"},
 		&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
 		&cli.BoolFlag{Name: "sync-batches", Usage: "commit each backfill batch with the server's synchronous_commit (default: off for the batch's own transaction, which commits its cursor too, so a server crash loses a few batches and their cursor together and the next run redoes them; docs/execution.md)"},
+		&cli.StringFlag{Name: "wal-compression", Usage: "set wal_compression (pglz, lz4, zstd) for the backfill's own transactions: their full-page images shrink, and with them the WAL every app commit waits behind; needs superuser or GRANT SET ON PARAMETER wal_compression (refused: the server's setting, with a line saying so)"},
 		&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
 	}
 }
@@ -83,13 +85,15 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--max-latency-ratio %g: give 1 or more (a multiple of the app's latency before the backfill), or 0 to turn the guard off", r))
 	case c.Duration("probe-interval") <= 0:
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-interval %s: must be positive", c.Duration("probe-interval")))
+	case !slices.Contains([]string{"", "off", "pglz", "lz4", "zstd"}, c.String("wal-compression")):
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--wal-compression %q: give pglz, lz4, zstd or off", c.String("wal-compression")))
 	case c.Duration("probe-baseline") < c.Duration("probe-interval"):
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-baseline %s: must be at least one --probe-interval (%s)", c.Duration("probe-baseline"), c.Duration("probe-interval")))
 	}
 	o := migrations.BackfillOptions{
 		TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
 		MaxReplicationLag: c.Duration("max-replication-lag"), ProbeSQL: c.String("probe-sql"),
-		AsyncCommit: !c.Bool("sync-batches"),
+		AsyncCommit: !c.Bool("sync-batches"), WALCompression: c.String("wal-compression"),
 	}
 	if progress != nil {
 		o.Progress, o.TTY = progress, isTerminal(progress)
