@@ -78,6 +78,15 @@ var sweep = []variant{
 		noGuard(o)
 		o.AsyncCommit = false
 	}},
+	{key: "capsync", label: "guard off, capped at pgroll's rate, --sync-batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.AsyncCommit = false
+	}},
+	{key: "guardsync", label: "guard 1.5x, --sync-batches", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.AsyncCommit = false
+	}},
 	{key: "batch2ms", label: "guard off, 2 ms batches", opts: func(o *migrations.BackfillOptions) {
 		noGuard(o)
 		o.TargetBatch = 2 * time.Millisecond
