@@ -28,12 +28,15 @@ type migrationState struct {
 	// renamedTo holds the new names of tables renamed by changes planned so
 	// far, with the position of the rename.
 	renamedTo map[string]change.Pos
+	// droppedAt maps a change of a column's type to the later DROP
+	// COLUMN of the same column.
+	droppedAt map[int]change.Pos
 }
 
 func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options) *migrationState {
 	st := &migrationState{base: base, all: all, opts: opts,
 		createdTables: map[string]bool{}, createdColumns: map[string]bool{},
-		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}, renamedTo: map[string]change.Pos{}}
+		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}, renamedTo: map[string]change.Pos{}, droppedAt: map[int]change.Pos{}}
 	for i, c := range all {
 		if obs := opts.observed(i); obs != nil && obs.NoOp {
 			continue
@@ -56,6 +59,15 @@ func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options)
 			for j := i + 1; j < len(all); j++ {
 				if recreatesObject(opts.observed(j), c) {
 					st.replaced[i] = true
+					break
+				}
+			}
+		case change.ChangeType:
+			for j := i + 1; j < len(all); j++ {
+				if d := all[j]; d.Table == c.Table && d.Column == c.Column && (d.Kind == change.DropColumn || d.Kind == change.RenameColumn) {
+					if d.Kind == change.DropColumn {
+						st.droppedAt[i] = d.Pos
+					}
 					break
 				}
 			}
@@ -213,6 +225,12 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 		f.add(Expand, Statement{SQL: c.SQL, Lock: LockAccessExclusive, Transactional: true, Table: c.Table,
 			Why: fmt.Sprintf("%s %s is created again later in this migration: a replacement, run as written", c.ObjectType, c.Object)})
 		return f, nil
+	}
+	if at, ok := st.droppedAt[idx]; ok {
+		// The recipe's contract would swap in a shadow column (or validate
+		// a constraint) on a column whose own contract step has already
+		// archived it.
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s.%s is dropped at %s, later in this migration: changing it first leaves nothing the drop keeps, and its phases would still work on the column after the drop; drop it alone (remove this statement)", c.Table, c.Column, at)}
 	}
 	return recipeOf(c.Kind).Plan(s, c)
 }

@@ -1,0 +1,53 @@
+-- found by the differential fuzzer, seed 1796402117285
+-- check failed: error ""
+--   rollback after expand: roll back from expand: roll back step 000001_expand_t1: run DDL group of 3 statement(s): statement 1 of 3 (ALTER TABLE public.t1 RENAME COLUMN r15 TO a14): ERROR: column "r15" does not exist (SQLSTATE 42703)
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE TABLE t1 (id integer PRIMARY KEY, c2 integer NOT NULL DEFAULT 861, c3 integer CHECK (c3 >= 0), c4 text);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (1, 694, 606, 'v400');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (2, 751, 244, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (3, 717, 545, 'v20');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (4, 585, 143, 'v990');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (5, 814, 655, 'v137');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (6, 823, 706, 'v825');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (7, 510, 663, 'v352');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (8, 338, 132, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (9, 915, 192, 'v483');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (10, 522, 991, NULL);
+INSERT INTO t1 (id, c2, c3, c4) VALUES (11, 522, 465, 'v780');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (12, 469, 465, 'v523');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (13, 326, 52, 'v865');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (14, 456, 327, 'v232');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (15, 430, 956, 'v578');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (16, 832, NULL, 'v259');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (17, 691, 340, 'v223');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (18, 310, 866, 'v13');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (19, 244, NULL, 'v560');
+INSERT INTO t1 (id, c2, c3, c4) VALUES (20, 228, 193, 'v170');
+CREATE TABLE t5 (id serial PRIMARY KEY, c6 varchar(20), c7 smallint, c8 boolean NOT NULL DEFAULT true, c9 timestamp NOT NULL DEFAULT '2024-01-26 10:00', c10 boolean, c11 varchar(20) NOT NULL DEFAULT 'v964');
+CREATE INDEX ix12 ON t5 ((c6));
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (1, NULL, NULL, false, '2024-01-08 10:00', true, 'v565');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (2, 'v552', NULL, false, '2024-01-07 10:00', false, 'v708');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (3, NULL, 508, true, '2024-01-07 10:00', false, 'v780');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (4, 'v162', 667, false, '2024-01-23 10:00', true, 'v724');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (5, NULL, 794, false, '2024-01-05 10:00', true, 'v405');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (6, 'v57', 979, true, '2024-01-26 10:00', true, 'v707');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (7, 'v243', 464, true, '2024-01-08 10:00', false, 'v460');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (8, 'v996', NULL, false, '2024-01-03 10:00', NULL, 'v738');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (9, 'v634', 34, false, '2024-01-24 10:00', true, 'v748');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (10, 'v506', 424, false, '2024-01-11 10:00', NULL, 'v182');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (11, 'v806', NULL, false, '2024-01-27 10:00', true, 'v132');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (12, 'v87', 101, true, '2024-01-21 10:00', false, 'v743');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (13, 'v882', 933, false, '2024-01-10 10:00', false, 'v44');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (14, 'v71', NULL, true, '2024-01-22 10:00', false, 'v944');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (15, NULL, 637, false, '2024-01-13 10:00', NULL, 'v490');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (16, 'v486', 208, true, '2024-01-11 10:00', NULL, 'v103');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (17, NULL, 740, true, '2024-01-24 10:00', false, 'v487');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (18, 'v336', 414, true, '2024-01-01 10:00', false, 'v411');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (19, 'v436', NULL, true, '2024-01-03 10:00', true, 'v301');
+INSERT INTO t5 (id, c6, c7, c8, c9, c10, c11) VALUES (20, NULL, 1, true, '2024-01-11 10:00', false, 'v276');
+SELECT setval('t5_id_seq', 20);
+CREATE VIEW v13 AS SELECT id, c2 FROM t1;
+-- migration
+ALTER TABLE t1 ADD COLUMN a14 numeric(10,2);
+ALTER TABLE t1 RENAME COLUMN a14 TO r15;
+ALTER TABLE t1 DROP COLUMN r15 CASCADE;
