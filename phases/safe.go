@@ -77,6 +77,17 @@ func passThroughRollback(s *schema.Snapshot, c change.Change) (rollback []string
 	case change.RenameTable:
 		return drop(fmt.Sprintf("ALTER TABLE %s RENAME TO %s", qq(schemaOf(c.Table)+"."+c.NewName), q(tableOnly(c.Table))))
 	}
+	if c.Kind == change.DropColumn {
+		// A column this migration adds (or one of a table it creates): put
+		// back an empty column under the name it had, so that the rollbacks
+		// before it (a rename's) find it; the add's rollback, or the
+		// table's, drops it again.
+		if t, ok := s.Table(c.Table); ok {
+			if col, ok := t.Column(c.Column); ok {
+				return drop(fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", qq(c.Table), q(c.Column), col.Type))
+			}
+		}
+	}
 	if c.Kind != change.Safe && c.Kind != change.Unknown {
 		// A change on a table this migration creates: the table's own
 		// rollback drops it, and this with it.
