@@ -74,7 +74,7 @@ var sweep = []variant{
 		noGuard(o)
 		o.WALCompression = "zstd"
 	}},
-	{key: "sync", label: "guard off, --sync-batches (each batch waits for its WAL flush)", opts: func(o *migrations.BackfillOptions) {
+	{key: "sync", label: "guard off, --sync-batches", opts: func(o *migrations.BackfillOptions) {
 		noGuard(o)
 		o.AsyncCommit = false
 	}},
