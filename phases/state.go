@@ -2,6 +2,7 @@ package phases
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/schema"
@@ -31,12 +32,21 @@ type migrationState struct {
 	// droppedAt maps a change of a column's type to the later DROP
 	// COLUMN of the same column.
 	droppedAt map[int]change.Pos
+	// keyAfterRef maps the type change of a key to an earlier type change
+	// of a column whose foreign key references it, with that key's name.
+	keyAfterRef map[int]refRetype
+}
+
+// refRetype is an earlier type change of a referencing column.
+type refRetype struct {
+	pos change.Pos
+	fk  string
 }
 
 func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options) *migrationState {
 	st := &migrationState{base: base, all: all, opts: opts,
 		createdTables: map[string]bool{}, createdColumns: map[string]bool{},
-		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}, renamedTo: map[string]change.Pos{}, droppedAt: map[int]change.Pos{}}
+		recreatedBy: map[int]int{}, recreates: map[int]int{}, replaced: map[int]bool{}, renamedTo: map[string]change.Pos{}, droppedAt: map[int]change.Pos{}, keyAfterRef: map[int]refRetype{}}
 	for i, c := range all {
 		if obs := opts.observed(i); obs != nil && obs.NoOp {
 			continue
@@ -63,6 +73,7 @@ func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options)
 				}
 			}
 		case change.ChangeType:
+			st.laterKeyRetypes(i)
 			for j := i + 1; j < len(all); j++ {
 				if d := all[j]; d.Table == c.Table && d.Column == c.Column && (d.Kind == change.DropColumn || d.Kind == change.RenameColumn) {
 					if d.Kind == change.DropColumn {
@@ -74,6 +85,32 @@ func newMigrationState(base *schema.Snapshot, all []change.Change, opts Options)
 		}
 	}
 	return st
+}
+
+// laterKeyRetypes records the type changes, after change i, of a key that
+// a foreign key on change i's column references.
+func (st *migrationState) laterKeyRetypes(i int) {
+	c := st.all[i]
+	t, ok := st.base.Table(c.Table)
+	if !ok {
+		return
+	}
+	for _, fk := range t.Constraints {
+		if fk.Type != schema.ForeignKey || !slices.Contains(fk.Columns, c.Column) {
+			continue
+		}
+		for j := i + 1; j < len(st.all); j++ {
+			d := st.all[j]
+			if d.Kind != change.ChangeType || !slices.Contains(fk.RefColumns, d.Column) {
+				continue
+			}
+			if rt, ok := st.base.Table(d.Table); ok && rt.QName() == fk.RefTable {
+				if _, seen := st.keyAfterRef[j]; !seen {
+					st.keyAfterRef[j] = refRetype{pos: c.Pos, fk: fk.Name}
+				}
+			}
+		}
+	}
 }
 
 // touchesIndexName tells a change that names index name other than by
@@ -225,6 +262,12 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 		f.add(Expand, Statement{SQL: c.SQL, Lock: LockAccessExclusive, Transactional: true, Table: c.Table,
 			Why: fmt.Sprintf("%s %s is created again later in this migration: a replacement, run as written", c.ObjectType, c.Object)})
 		return f, nil
+	}
+	if r, ok := st.keyAfterRef[idx]; ok && !st.createdColumns[c.Table+"."+c.Column] {
+		// Widening a key rebuilds the foreign keys that reference it; it
+		// plans the referencing columns' own type changes with it when
+		// they come after it, not before.
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s.%s is referenced by foreign key %s, whose column changes type at %s, earlier in this migration: change the key first (move this statement before %s), so that the foreign key is rebuilt once, on the columns' final types", c.Table, c.Column, r.fk, r.pos, r.pos)}
 	}
 	if at, ok := st.droppedAt[idx]; ok {
 		// The recipe's contract would swap in a shadow column (or validate

@@ -94,6 +94,8 @@ func TestPlanEqualsFile(t *testing.T) {
 		{name: "widen_serial_primary_key_referenced", sql: "ALTER TABLE customer ALTER COLUMN customer_id TYPE bigint;", phases: "expand,dual-write,backfill,validate,contract"},
 		{name: "widen_foreign_key_column_indexed", sql: "ALTER TABLE invoice ALTER COLUMN customer_id TYPE bigint, ALTER COLUMN total DROP NOT NULL;", phases: "expand,dual-write,backfill,validate,contract"},
 		{name: "widen_key_and_references", sql: "ALTER TABLE customer ALTER COLUMN customer_id TYPE bigint; ALTER TABLE invoice ALTER COLUMN customer_id TYPE bigint;"},
+		{name: "references_retyped_then_key", sql: "ALTER TABLE invoice ALTER COLUMN customer_id TYPE bigint; ALTER TABLE customer ALTER COLUMN customer_id TYPE bigint;", refuse: "change the key first (move this statement before"},
+		{name: "retype_then_drop", sql: "ALTER TABLE t ALTER COLUMN a TYPE bigint; ALTER TABLE t DROP COLUMN a;", refuse: "is dropped at"},
 		{name: "new_unique_then_retype", sql: "ALTER TABLE t ADD CONSTRAINT t_b_key UNIQUE (b); ALTER TABLE t ALTER COLUMN b TYPE varchar(10);", refuse: "separate migrations"},
 		{name: "retype_unique_checked_expression_indexed", sql: "ALTER TABLE acct ALTER COLUMN code TYPE varchar(10);", phases: "expand,dual-write,backfill,validate,contract"},
 		{name: "retype_self_referenced_key", sql: "ALTER TABLE acct ALTER COLUMN id TYPE bigint;", phases: "expand,dual-write,backfill,validate,contract"},
