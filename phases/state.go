@@ -263,7 +263,7 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 			Why: fmt.Sprintf("%s %s is created again later in this migration: a replacement, run as written", c.ObjectType, c.Object)})
 		return f, nil
 	}
-	if r, ok := st.keyAfterRef[idx]; ok && !st.createdColumns[c.Table+"."+c.Column] {
+	if r, ok := st.keyAfterRef[idx]; ok {
 		// Widening a key rebuilds the foreign keys that reference it; it
 		// plans the referencing columns' own type changes with it when
 		// they come after it, not before.
