@@ -109,12 +109,20 @@ func (p *PGProbe) Run(ctx context.Context) error {
 }
 
 // Close deletes the probe's row (for the default probe) and disconnects.
+// A probe cut off by the end of the backfill leaves its connection closed
+// (pgx closes a connection whose query was cancelled), so the default
+// probe connects once more to delete its row.
 func (p *PGProbe) Close(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if p.sql == DefaultProbeSQL && p.slot != 0 && (p.conn == nil || p.conn.IsClosed()) {
+		if err := p.connect(ctx); err != nil {
+			return
+		}
+	}
 	if p.conn == nil || p.conn.IsClosed() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	if p.sql == DefaultProbeSQL {
 		_, _ = p.conn.Exec(ctx, "DELETE FROM phasekit.latency_probe WHERE pid = $1", int32(p.slot))
 	}
