@@ -104,6 +104,13 @@ func TestWidenKeysUnderWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.RuntimeParams["application_name"] = fmt.Sprintf("widen-writer-%d", w)
+		// A lock wait longer than the bound (behind the DDL's lock request,
+		// a backfill batch's row locks, the swap) fails the writer's
+		// statement with lock_not_available, which fails the test: the
+		// bound is on what phasekit's locks make a writer wait, not on a
+		// disk or CPU stall of a shared machine, which the wall-time
+		// figures below only report.
+		cfg.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", bound.Milliseconds())
 		wc, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -258,8 +265,10 @@ func TestWidenKeysUnderWriters(t *testing.T) {
 		t.Errorf("%d writer errors, first: %s", len(errs), strings.Join(errs[:min(5, len(errs))], "\n"))
 	}
 	if len(slow) > 0 {
+		// Lock waits past the bound are errors above (lock_timeout); these
+		// took longer for other reasons (I/O, CPU, WAL flushes).
 		sort.Strings(slow)
-		t.Errorf("%d writer statements waited longer than %s: %s", len(slow), bound, strings.Join(slow[:min(5, len(slow))], "; "))
+		t.Logf("%d writer statements took longer than %s without a lock wait that long: %s", len(slow), bound, strings.Join(slow[:min(5, len(slow))], "; "))
 	}
 	for _, tc := range []struct{ table, want string }{{"invoice", "bigint"}, {"invoice_line", "bigint"}} {
 		var typ string
