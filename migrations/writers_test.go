@@ -142,6 +142,10 @@ func writersRun(t *testing.T, dsn string, tc writersCase) {
 			t.Fatal(err)
 		}
 		cfg.RuntimeParams["application_name"] = fmt.Sprintf("writer-%d", w)
+		// A lock wait past lock_timeout + slack fails the writer's
+		// statement (lock_not_available), and so the test; wall time
+		// stretched by a disk or CPU stall of a shared machine is reported.
+		cfg.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", (writersLockTimeout + writersSlack).Milliseconds())
 		wc, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -360,7 +364,8 @@ func writersRun(t *testing.T, dsn string, tc writersCase) {
 		t.Errorf("schema after contract has no %q (%v):\n%s", tc.after, err, got)
 	}
 
-	// No writer statement waited on a lock longer than lock_timeout + slack.
+	// No writer statement waited on a lock longer than lock_timeout + slack:
+	// the writers' own lock_timeout turns such a wait into an error.
 	bound := writersLockTimeout + writersSlack
 	slices.SortFunc(stats, func(a, b writersStat) int { return int(b.took - a.took) })
 	t.Logf("%d writer statements (%d inserts, %d deletes of %d touched rows), %d errors; DDL lock retries: %d",
@@ -378,12 +383,17 @@ func writersRun(t *testing.T, dsn string, tc writersCase) {
 			t.Errorf("no writer statement ran while apply ran %s", ph.Kind)
 		}
 	}
-	if len(stats) == 0 || stats[0].took > bound {
+	if len(stats) == 0 {
+		t.Fatal("no writer statement ran")
+	}
+	if stats[0].took > bound {
+		// Lock waits past the bound are writer errors above (their
+		// lock_timeout); these took longer for other reasons.
 		var slow []string
 		for _, s := range stats[:min(len(stats), 10)] {
 			slow = append(slow, fmt.Sprintf("%s at %s during %s: %s", s.took.Round(100*time.Microsecond), s.at.Round(time.Millisecond), s.period, s.what))
 		}
-		t.Errorf("a writer statement took %s, more than lock_timeout %s + %s; the slowest:\n%s",
+		t.Logf("a writer statement took %s, more than lock_timeout %s + %s, without a lock wait that long; the slowest:\n%s",
 			stats[0].took.Round(100*time.Microsecond), writersLockTimeout, writersSlack, strings.Join(slow, "\n"))
 	}
 }
