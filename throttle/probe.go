@@ -115,16 +115,15 @@ func (p *PGProbe) Run(ctx context.Context) error {
 func (p *PGProbe) Close(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if p.sql == DefaultProbeSQL && p.slot != 0 && (p.conn == nil || p.conn.IsClosed()) {
-		if err := p.connect(ctx); err != nil {
-			return
-		}
-	}
-	if p.conn == nil || p.conn.IsClosed() {
-		return
-	}
 	if p.sql == DefaultProbeSQL {
+		if p.conn == nil || p.conn.IsClosed() {
+			if err := p.connect(ctx); err != nil {
+				return
+			}
+		}
 		_, _ = p.conn.Exec(ctx, "DELETE FROM phasekit.latency_probe WHERE pid = $1", int32(p.slot))
 	}
-	_ = p.conn.Close(ctx)
+	if p.conn != nil {
+		_ = p.conn.Close(ctx)
+	}
 }
