@@ -206,8 +206,12 @@ func TestDifferential(t *testing.T) {
 	if interrupted.Err() != nil {
 		t.Logf("interrupted: the counts cover the cases run until then")
 	}
-	t.Logf("%d cases (seeds %d to %d): %d planned and proved, %d refused, %d invalid as written, %d counterexamples",
-		total, *fuzzSeed, *fuzzSeed+uint64(total)-1, counts[casePlanned].Load(), counts[caseRefused].Load(), counts[caseInvalid].Load(), counts[caseFailed].Load())
+	seeds := "no seed"
+	if total > 0 {
+		seeds = fmt.Sprintf("seeds %d to %d", *fuzzSeed, *fuzzSeed+uint64(total)-1)
+	}
+	t.Logf("%d cases (%s): %d planned and proved, %d refused, %d invalid as written, %d counterexamples",
+		total, seeds, counts[casePlanned].Load(), counts[caseRefused].Load(), counts[caseInvalid].Load(), counts[caseFailed].Load())
 	var kinds []string
 	for k, n := range refusals {
 		kinds = append(kinds, fmt.Sprintf("%5d  %s", n, k))
