@@ -185,3 +185,22 @@ func TestWriteLikeWAL(t *testing.T) {
 		t.Error("a cancelled context must stop the writer")
 	}
 }
+
+func TestOnlyFlagRefusals(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"cap,nope", `no variant "nope"`},
+		{"cap_control", "cap_control is the I/O control of cap, which must come before it"},
+		{"cap_control,cap", "must come before it"},
+	} {
+		var out, errOut strings.Builder
+		if code := realMain([]string{"-only", tc.arg}, &out, &errOut); code != 2 {
+			t.Errorf("-only %s: exit %d, want 2 (stderr %q)", tc.arg, code, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("-only %s: stderr %q, want it to say %q", tc.arg, errOut.String(), tc.want)
+		}
+	}
+	if _, ok := variantByKey("cap1ms"); !ok {
+		t.Error("cap1ms is not a variant")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,10 @@ type config struct {
 	svg string
 	// workers are the key-range worker counts tried at the last size.
 	workers []int
+	// only, when set, replaces the whole programme: each repetition runs
+	// the baseline and these variants (keys of the defaults, the guard off
+	// and the sweep), interleaved, and nothing else; no targets are checked.
+	only []variant
 }
 
 func main() {
@@ -61,6 +66,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.sweep, "sweep", true, "at the first size, also run the sweep of other settings once each")
 	fs.StringVar(&cfg.svg, "svg", "", "write the rows/s against app p99 plot of the first size here")
 	workers := fs.String("workers", "1,2,4", "at the last size, fill the column with this many key-range workers running phasekit's batch statement, once each (\"\": skip)")
+	only := fs.String("only", "", "compare only these variants (comma-separated keys: "+strings.Join(variantKeys(), ", ")+"): each repetition runs the baseline and them, interleaved; no naive UPDATE, control, sweep, workers, rewrite or targets")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -82,6 +88,21 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.workers = append(cfg.workers, n)
+	}
+	for _, f := range strings.Split(*only, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, ok := variantByKey(f)
+		if !ok {
+			fmt.Fprintf(stderr, "backfill: -only: no variant %q (there are: %s)\n", f, strings.Join(variantKeys(), ", "))
+			return 2
+		}
+		if v.controlOf != "" && !slices.ContainsFunc(cfg.only, func(o variant) bool { return o.key == v.controlOf }) {
+			fmt.Fprintf(stderr, "backfill: -only: %s is the I/O control of %s, which must come before it\n", v.key, v.controlOf)
+			return 2
+		}
+		cfg.only = append(cfg.only, v)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -119,6 +140,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, r := range res {
 		printReport(stdout, cfg, r)
+	}
+	if len(cfg.only) > 0 {
+		fmt.Fprintln(stdout, "targets: not checked (-only compares variants)")
+		return 0
 	}
 	ok := printTargets(stdout, res)
 	if cfg.svg != "" {

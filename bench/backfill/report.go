@@ -177,13 +177,24 @@ func printReport(w io.Writer, cfg config, r *results) {
 			row(fmt.Sprintf("batch statement, %d key-range worker(s), no phasekit", n), o)
 		}
 	}
-	row("ALTER TYPE rewrite (reference)", r.rewrite)
+	if r.rewrite.app.Tx > 0 {
+		row("ALTER TYPE rewrite (reference)", r.rewrite)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| median of the repetitions | rows/s | vs pgroll | WAL MB/s | app p50 ms | app p99 ms | vs baseline p99 | app max ms | failed tx (sum) |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	base := medianOf(r.series["baseline"])
 	fmt.Fprintf(w, "| pgroll v0.16, 1000-row batches (issue 14's figure, not run here) | %s | 1.00x | - | - | - | - | - | - |\n", thousands(pgrollRate))
-	for _, k := range mainSeries {
+	medianKeys := slices.Clone(mainSeries)
+	for _, v := range sweep {
+		if len(r.series[v.key]) > 1 {
+			medianKeys = append(medianKeys, v.key)
+		}
+	}
+	for _, k := range medianKeys {
+		if len(r.series[k]) == 0 {
+			continue
+		}
 		md := medianOf(r.series[k])
 		rate, vs := "-", "-"
 		if md.rate > 0 {

@@ -202,6 +202,20 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
 	}
 	steps := []step{{"warm-up", b.warmupWAL}}
+	if len(cfg.only) > 0 {
+		for i := range cfg.reps {
+			steps = append(steps, step{fmt.Sprintf("baseline #%d", i+1), b.baseline})
+			for _, v := range cfg.only {
+				steps = append(steps, step{fmt.Sprintf("%s #%d", v.label, i+1), variantStep(v)})
+			}
+		}
+		for _, s := range steps {
+			if err := s.run(ctx, res); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		return res, nil
+	}
 	for i := range cfg.reps {
 		steps = append(steps,
 			step{fmt.Sprintf("baseline #%d", i+1), b.baseline},

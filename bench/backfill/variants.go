@@ -95,4 +95,33 @@ var sweep = []variant{
 		noGuard(o)
 		o.TargetBatch = 20 * time.Millisecond
 	}},
+	{key: "cap2ms", label: "guard off, capped at pgroll's rate, 2 ms batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.TargetBatch = 2 * time.Millisecond
+	}},
+	{key: "cap1ms", label: "guard off, capped at pgroll's rate, 1 ms batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.TargetBatch = time.Millisecond
+	}},
+}
+
+// variantByKey finds a variant of the programme by its key.
+func variantByKey(key string) (variant, bool) {
+	for _, v := range append([]variant{defaults, unguarded}, sweep...) {
+		if v.key == key {
+			return v, true
+		}
+	}
+	return variant{}, false
+}
+
+// variantKeys lists the keys -only accepts.
+func variantKeys() []string {
+	var keys []string
+	for _, v := range append([]variant{defaults, unguarded}, sweep...) {
+		keys = append(keys, v.key)
+	}
+	return keys
 }
