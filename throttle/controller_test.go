@@ -379,3 +379,50 @@ func TestConfirmHoldsOneWindowJustAboveTheLimit(t *testing.T) {
 		t.Fatalf("a window above twice the limit: %+v, want a cut to %.0f at once", d, rate/2)
 	}
 }
+
+// TestBaselineIgnoresOneStall: a second of slow probes inside a 5 s
+// baseline does not become the baseline; a slower app all along does.
+func TestBaselineIgnoresOneStall(t *testing.T) {
+	at := time.Unix(0, 0)
+	probes := func(n int, lat func(i int) time.Duration) []Sample {
+		var ss []Sample
+		for i := 0; i < n; i++ {
+			ss = append(ss, Sample{At: at.Add(time.Duration(i) * 10 * time.Millisecond), Latency: lat(i)})
+		}
+		return ss
+	}
+	const ms = time.Millisecond
+	stall := probes(500, func(i int) time.Duration {
+		if i >= 150 && i < 250 { // the second second, all of it
+			return 20 * ms
+		}
+		return ms
+	})
+	if got := BaselineP99(stall, time.Second); got != ms {
+		t.Errorf("baseline with a 1 s stall: %s, want 1ms", got)
+	}
+	if got := Percentile(sampleLatencies(stall), 0.99); got != 20*ms {
+		t.Fatalf("the p99 of all samples is %s: the test's stall does not show", got)
+	}
+	// Each second slower than the one before: the middle second's p99.
+	rising := probes(500, func(i int) time.Duration { return time.Duration(1+i/100) * ms })
+	if got := BaselineP99(rising, time.Second); got != 3*ms {
+		t.Errorf("baseline of 1..5 ms seconds: %s, want 3ms", got)
+	}
+	// Fewer probes than one span holds: the p99 of all of them.
+	few := probes(8, func(i int) time.Duration { return time.Duration(i+1) * ms })
+	if got := BaselineP99(few, time.Second); got != 8*ms {
+		t.Errorf("baseline of 8 probes: %s, want their p99, 8ms", got)
+	}
+	if got := BaselineP99(nil, time.Second); got != 0 {
+		t.Errorf("baseline of no probes: %s, want 0", got)
+	}
+}
+
+func sampleLatencies(ss []Sample) []time.Duration {
+	var ds []time.Duration
+	for _, s := range ss {
+		ds = append(ds, s.Latency)
+	}
+	return ds
+}

@@ -59,20 +59,20 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 	samples, lastErr := g.baseline, g.lastErr
 	g.baseline = nil
 	g.mu.Unlock()
-	var lat []time.Duration
+	var ok []Sample
 	for _, s := range samples {
 		if !s.Failed {
-			lat = append(lat, s.Latency)
+			ok = append(ok, s)
 		}
 	}
-	if failed := len(samples) - len(lat); len(lat) < cfg.MinSamples || failed > len(samples)/2 {
+	if failed := len(samples) - len(ok); len(ok) < cfg.MinSamples || failed > len(samples)/2 {
 		g.Stop()
 		if lastErr != nil {
 			return nil, fmt.Errorf("%w: %d of %d probes in %s failed, the last with: %v", ErrProbe, failed, len(samples), cfg.BaselineFor, lastErr)
 		}
-		return nil, fmt.Errorf("%w: only %d probes finished in %s", ErrProbe, len(lat), cfg.BaselineFor)
+		return nil, fmt.Errorf("%w: only %d probes finished in %s", ErrProbe, len(ok), cfg.BaselineFor)
 	}
-	ctrl := NewController(cfg, Percentile(lat, 0.99), now())
+	ctrl := NewController(cfg, BaselineP99(ok, cfg.Window/2), now())
 	g.mu.Lock()
 	g.ctrl = ctrl
 	g.mu.Unlock()

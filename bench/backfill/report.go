@@ -168,8 +168,13 @@ func printReport(w io.Writer, cfg config, r *results) {
 		}
 	}
 	for _, v := range sweep {
-		for _, o := range r.series[v.key] {
-			row(v.label, o)
+		runs := r.series[v.key]
+		for i, o := range runs {
+			name := v.label
+			if len(runs) > 1 {
+				name = fmt.Sprintf("%s #%d", v.label, i+1)
+			}
+			row(name, o)
 		}
 	}
 	for _, n := range r.workers {
@@ -214,8 +219,12 @@ func printReport(w io.Writer, cfg config, r *results) {
 	if cfg.batchTarget > 0 {
 		batch = "batch target " + cfg.batchTarget.String()
 	}
-	fmt.Fprintf(w, "phasekit (%s): rows/s over the backfill phase (ledger; with the guard, its %s probe baseline included); app over all of apply --until backfill (last unguarded run: %s)\n",
-		batch, throttle.DefaultBaselineFor, phaseList(r.phaseTimes))
+	phases := ""
+	if len(r.phaseTimes) > 0 {
+		phases = " (last unguarded run: " + phaseList(r.phaseTimes) + ")"
+	}
+	fmt.Fprintf(w, "phasekit (%s): rows/s over the backfill phase (ledger; with the guard, its %s probe baseline included); app over all of apply --until backfill%s\n",
+		batch, throttle.DefaultBaselineFor, phases)
 	fmt.Fprintln(w, "I/O control: no migration; another process writes the preceding unguarded run's WAL rate to a file on the same file system, synced once per batch target")
 	for _, k := range sortedKeys(r.series) {
 		for i, o := range r.series[k] {
@@ -235,6 +244,12 @@ func printReport(w io.Writer, cfg config, r *results) {
 // (every 10 ms, one per active app backend) in each event.
 func printWaits(w io.Writer, r *results) {
 	keys := []string{"baseline", "dualwrite", defaults.key, unguarded.key, "naive"}
+	for _, v := range sweep {
+		// Variants run every repetition (-only) have a column too.
+		if len(r.series[v.key]) > 1 && !slices.Contains(keys, v.key) {
+			keys = append(keys, v.key)
+		}
+	}
 	var cols []string
 	all := waits{counts: map[string]int{}}
 	for _, k := range keys {
