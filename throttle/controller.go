@@ -72,8 +72,10 @@ type Config struct {
 	// them, make the guard measure a new baseline (default 3).
 	QuietAfter int
 	// Quiet is how long the backfill stops while the new baseline is
-	// measured (default 2s). Quiet windows are at least ten times their
-	// length apart, so they never take more than a tenth of the time.
+	// measured (default 5s, as long as the first baseline, and measured the
+	// same way: BaselineP99 over spans of half a Window). Quiet windows are
+	// at least ten times their length apart, so they never take more than
+	// a tenth of the time.
 	Quiet time.Duration
 	// Confirm is how many decisions in a row must find the probe above the
 	// limit before the rate is cut (default 2): a p99 over a window of a
@@ -128,7 +130,7 @@ func (c Config) withDefaults() Config {
 		c.QuietAfter = 3
 	}
 	if c.Quiet <= 0 {
-		c.Quiet = 2 * time.Second
+		c.Quiet = DefaultBaselineFor
 	}
 	if c.Confirm <= 0 {
 		c.Confirm = 2
@@ -411,26 +413,29 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	return d
 }
 
-// endQuiet takes the p99 of the probes that started in the quiet window as
-// the new baseline. If the limit went up, the decreases that led to the
-// window were the app's doing, not the backfill's: the rate goes back to
+// endQuiet takes the p99 of the probes that started in the quiet window
+// (BaselineP99: the median of its per-span p99s) as the new baseline. If
+// the limit went up, the decreases that led to the window were the app's
+// doing, not the backfill's: the rate goes back to
 // half of what it was before them. Too few probes (they were failing or
 // stuck) keep the old baseline.
 func (c *Controller) endQuiet(now time.Time) {
-	var lat []time.Duration
+	var quiet []Sample
 	for _, s := range c.samples {
 		if !s.At.Before(c.quietFrom) && s.At.Before(c.quietTo) {
-			lat = append(lat, s.Latency)
+			quiet = append(quiet, s)
 		}
 	}
 	c.quietFrom, c.quietTo, c.lastQuiet = time.Time{}, time.Time{}, now
 	c.stats.Quiets++
 	c.inARow = 0
-	if len(lat) < max(c.cfg.MinSamples/4, 5) {
+	if len(quiet) < max(c.cfg.MinSamples/4, 5) {
 		return
 	}
 	old := c.stats.Limit
-	c.setBaseline(Percentile(lat, 0.99))
+	// Measured as the first baseline was: one stall inside the window
+	// must not become the new baseline.
+	c.setBaseline(BaselineP99(quiet, c.cfg.Window/2))
 	if c.stats.Limit > old {
 		c.rate = max(c.rate, c.before*c.cfg.Decrease)
 		if c.cfg.MaxRate > 0 {

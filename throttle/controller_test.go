@@ -426,3 +426,32 @@ func sampleLatencies(ss []Sample) []time.Duration {
 	}
 	return ds
 }
+
+// TestQuietWindowIgnoresOneStall: a quiet window of several seconds is
+// measured as the first baseline is; one slow second inside it does not
+// raise the limit.
+func TestQuietWindowIgnoresOneStall(t *testing.T) {
+	cfg := testConfig()
+	cfg.QuietAfter, cfg.Quiet = 3, 5*time.Second
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(cfg, 2*time.Millisecond, clk.now)
+	for clk.now.Before(time.Unix(55, 0)) {
+		feed(c, clk, 25, 2*time.Millisecond)
+	}
+	d, _ := backOff(t, c, clk, 9*time.Millisecond)
+	if d.Pause != 5*time.Second {
+		t.Fatalf("quiet window of %s, want 5s", d.Pause)
+	}
+	// 5 s alone: 2 ms probes, but one second stalls at 30 ms.
+	for i := 0; i < 500; i++ {
+		lat := 2 * time.Millisecond
+		if i >= 200 && i < 300 {
+			lat = 30 * time.Millisecond
+		}
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: lat})
+	}
+	c.Decide(clk.now, 0)
+	if st := c.Stats(); st.Quiets != 1 || st.Baseline != 2*time.Millisecond {
+		t.Fatalf("after a quiet window with a 1 s stall: %+v, want the 2ms baseline kept", st)
+	}
+}
