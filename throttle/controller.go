@@ -72,10 +72,10 @@ type Config struct {
 	// them, make the guard measure a new baseline (default 3).
 	QuietAfter int
 	// Quiet is how long the backfill stops while the new baseline is
-	// measured (default 5s, as long as the first baseline, and measured the
-	// same way: BaselineP99 over spans of half a Window). Quiet windows are
-	// at least ten times their length apart, so they never take more than
-	// a tenth of the time.
+	// measured (default BaselineFor: as long as the first baseline, and
+	// measured the same way, BaselineP99 over spans of half a Window).
+	// Quiet windows are at least ten times their length apart, so they
+	// never take more than a tenth of the time.
 	Quiet time.Duration
 	// Confirm is how many decisions in a row must find the probe above the
 	// limit before the rate is cut (default 2): a p99 over a window of a
@@ -130,7 +130,7 @@ func (c Config) withDefaults() Config {
 		c.QuietAfter = 3
 	}
 	if c.Quiet <= 0 {
-		c.Quiet = DefaultBaselineFor
+		c.Quiet = c.BaselineFor
 	}
 	if c.Confirm <= 0 {
 		c.Confirm = 2

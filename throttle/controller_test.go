@@ -455,3 +455,12 @@ func TestQuietWindowIgnoresOneStall(t *testing.T) {
 		t.Fatalf("after a quiet window with a 1 s stall: %+v, want the 2ms baseline kept", st)
 	}
 }
+
+func TestQuietWindowDefaultsToTheBaselinesLength(t *testing.T) {
+	if got := (Config{}).withDefaults().Quiet; got != DefaultBaselineFor {
+		t.Errorf("default quiet window %s, want %s", got, DefaultBaselineFor)
+	}
+	if got := (Config{BaselineFor: 8 * time.Second}).withDefaults().Quiet; got != 8*time.Second {
+		t.Errorf("quiet window with an 8s baseline: %s, want 8s", got)
+	}
+}
