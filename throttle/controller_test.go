@@ -230,6 +230,18 @@ func TestStartFailsWhenTheProbeFails(t *testing.T) {
 	}
 }
 
+// warmedUp is a controller with a 2ms baseline fed 2ms probes for ten quiet
+// windows' length, so that a quiet window may be asked for.
+func warmedUp(cfg Config) (*Controller, *fakeTime) {
+	clk := &fakeTime{now: time.Unix(0, 0)}
+	c := NewController(cfg, 2*time.Millisecond, clk.now)
+	until := clk.now.Add(10 * c.Config().Quiet)
+	for clk.now.Before(until) {
+		feed(c, clk, 25, 2*time.Millisecond)
+	}
+	return c, clk
+}
+
 // quietConfig asks for a quiet window after three decreases in a row, at
 // most every 5s (ten times its 500ms).
 func quietConfig() Config {
@@ -259,11 +271,7 @@ func backOff(t *testing.T, c *Controller, clk *fakeTime, lat time.Duration) (Dec
 }
 
 func TestQuietWindowRaisesTheBaselineWhenTheAppSlowsOnItsOwn(t *testing.T) {
-	clk := &fakeTime{now: time.Unix(0, 0)}
-	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
-	for clk.now.Before(time.Unix(5, 0)) {
-		feed(c, clk, 25, 2*time.Millisecond)
-	}
+	c, clk := warmedUp(quietConfig())
 	// The app gets slower on its own: 5ms whether the backfill runs or not.
 	d, before := backOff(t, c, clk, 5*time.Millisecond)
 	if d.Pause != 500*time.Millisecond {
@@ -288,11 +296,7 @@ func TestQuietWindowRaisesTheBaselineWhenTheAppSlowsOnItsOwn(t *testing.T) {
 }
 
 func TestQuietWindowKeepsTheLimitWhenTheBackfillWasTheCause(t *testing.T) {
-	clk := &fakeTime{now: time.Unix(0, 0)}
-	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
-	for clk.now.Before(time.Unix(5, 0)) {
-		feed(c, clk, 25, 2*time.Millisecond)
-	}
+	c, clk := warmedUp(quietConfig())
 	backOff(t, c, clk, 9*time.Millisecond)
 	rate := c.Stats().Rate
 	// Alone, the probe is as fast as before: the backfill was the cause.
@@ -314,11 +318,7 @@ func TestQuietWindowKeepsTheLimitWhenTheBackfillWasTheCause(t *testing.T) {
 }
 
 func TestQuietWindowWithTooFewProbesKeepsTheBaseline(t *testing.T) {
-	clk := &fakeTime{now: time.Unix(0, 0)}
-	c := NewController(quietConfig(), 2*time.Millisecond, clk.now)
-	for clk.now.Before(time.Unix(5, 0)) {
-		feed(c, clk, 25, 2*time.Millisecond)
-	}
+	c, clk := warmedUp(quietConfig())
 	backOff(t, c, clk, 9*time.Millisecond)
 	// One probe in the window, stuck for the whole of it.
 	c.Observe(Sample{At: clk.advance(300 * time.Millisecond), Latency: 200 * time.Millisecond})
@@ -433,11 +433,7 @@ func sampleLatencies(ss []Sample) []time.Duration {
 func TestQuietWindowIgnoresOneStall(t *testing.T) {
 	cfg := testConfig()
 	cfg.QuietAfter, cfg.Quiet = 3, 5*time.Second
-	clk := &fakeTime{now: time.Unix(0, 0)}
-	c := NewController(cfg, 2*time.Millisecond, clk.now)
-	for clk.now.Before(time.Unix(55, 0)) {
-		feed(c, clk, 25, 2*time.Millisecond)
-	}
+	c, clk := warmedUp(cfg)
 	d, _ := backOff(t, c, clk, 9*time.Millisecond)
 	if d.Pause != 5*time.Second {
 		t.Fatalf("quiet window of %s, want 5s", d.Pause)
