@@ -416,9 +416,9 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 // endQuiet takes the p99 of the probes that started in the quiet window
 // (BaselineP99: the median of its per-span p99s) as the new baseline. If
 // the limit went up, the decreases that led to the window were the app's
-// doing, not the backfill's: the rate goes back to
-// half of what it was before them. Too few probes (they were failing or
-// stuck) keep the old baseline.
+// doing, not the backfill's: the rate goes back to half of what it was
+// before them. Too few probes (they were failing or stuck) keep the old
+// baseline.
 func (c *Controller) endQuiet(now time.Time) {
 	var quiet []Sample
 	for _, s := range c.samples {
@@ -453,9 +453,9 @@ func (c *Controller) endQuiet(now time.Time) {
 // Stats returns what the controller did so far.
 func (c *Controller) Stats() Stats { return c.stats }
 
-// BaselineP99 is the probe's p99 before the backfill: the median of the p99s
-// of consecutive spans of span (at least 10 probes each), not the p99 of
-// all the samples. One storage stall of a second inside the baseline would
+// BaselineP99 is the probe's p99 with the backfill stopped (before it, or in
+// a quiet window): the median of the p99s of consecutive spans of span (at
+// least 10 probes each), not the p99 of all the samples. One storage stall of a second inside the baseline would
 // otherwise become the baseline, and the limit would let the backfill cost
 // the app several times its usual p99 (seen in bench/backfill: an 11.7 ms
 // baseline for an app whose p99 was 3.4 ms). With fewer than one full span,

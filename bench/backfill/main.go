@@ -104,6 +104,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.only = append(cfg.only, v)
 	}
+	if len(cfg.only) > 0 {
+		// -only runs the chosen variants alone.
+		cfg.sweep, cfg.workers = false, nil
+	}
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "backfill: unexpected argument %q\n", fs.Arg(0))

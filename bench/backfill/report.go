@@ -120,15 +120,9 @@ func labelOf(key string) string {
 		return "naive UPDATE"
 	case "control":
 		return "I/O control (no migration)"
-	case defaults.key:
-		return defaults.label
-	case unguarded.key:
-		return unguarded.label
 	}
-	for _, v := range sweep {
-		if v.key == key {
-			return v.label
-		}
+	if v, ok := variantByKey(key); ok {
+		return v.label
 	}
 	return key
 }
@@ -190,13 +184,7 @@ func printReport(w io.Writer, cfg config, r *results) {
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	base := medianOf(r.series["baseline"])
 	fmt.Fprintf(w, "| pgroll v0.16, 1000-row batches (issue 14's figure, not run here) | %s | 1.00x | - | - | - | - | - | - |\n", thousands(pgrollRate))
-	medianKeys := slices.Clone(mainSeries)
-	for _, v := range sweep {
-		if len(r.series[v.key]) > 1 {
-			medianKeys = append(medianKeys, v.key)
-		}
-	}
-	for _, k := range medianKeys {
+	for _, k := range append(slices.Clone(mainSeries), repeatedSweep(r)...) {
 		if len(r.series[k]) == 0 {
 			continue
 		}
@@ -244,10 +232,9 @@ func printReport(w io.Writer, cfg config, r *results) {
 // (every 10 ms, one per active app backend) in each event.
 func printWaits(w io.Writer, r *results) {
 	keys := []string{"baseline", "dualwrite", defaults.key, unguarded.key, "naive"}
-	for _, v := range sweep {
-		// Variants run every repetition (-only) have a column too.
-		if len(r.series[v.key]) > 1 && !slices.Contains(keys, v.key) {
-			keys = append(keys, v.key)
+	for _, k := range repeatedSweep(r) {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
 		}
 	}
 	var cols []string

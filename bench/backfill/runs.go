@@ -202,23 +202,16 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
 	}
 	steps := []step{{"warm-up", b.warmupWAL}}
-	if len(cfg.only) > 0 {
-		for i := range cfg.reps {
-			steps = append(steps, step{fmt.Sprintf("baseline #%d", i+1), b.baseline})
+	for i := range cfg.reps {
+		steps = append(steps, step{fmt.Sprintf("baseline #%d", i+1), b.baseline})
+		if len(cfg.only) > 0 {
+			// -only: the baseline and the chosen variants, nothing else.
 			for _, v := range cfg.only {
 				steps = append(steps, step{fmt.Sprintf("%s #%d", v.label, i+1), variantStep(v)})
 			}
+			continue
 		}
-		for _, s := range steps {
-			if err := s.run(ctx, res); err != nil {
-				return nil, fmt.Errorf("%s: %w", s.name, err)
-			}
-		}
-		return res, nil
-	}
-	for i := range cfg.reps {
 		steps = append(steps,
-			step{fmt.Sprintf("baseline #%d", i+1), b.baseline},
 			step{fmt.Sprintf("naive #%d", i+1), b.naive},
 			step{fmt.Sprintf("%s #%d", defaults.label, i+1), variantStep(defaults)},
 			step{fmt.Sprintf("%s #%d", unguarded.label, i+1), variantStep(unguarded)},
@@ -233,7 +226,9 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 		steps = append(steps, step{fmt.Sprintf("%d key-range workers", w), func(ctx context.Context, res *results) error { return b.parallel(ctx, res, w) }})
 		res.workers = append(res.workers, w)
 	}
-	steps = append(steps, step{"rewrite", b.rewrite})
+	if len(cfg.only) == 0 {
+		steps = append(steps, step{"rewrite", b.rewrite})
+	}
 	for _, s := range steps {
 		if err := s.run(ctx, res); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/phasekit/phasekit/migrations"
@@ -107,21 +108,39 @@ var sweep = []variant{
 	}},
 }
 
+// variants are every variant of the programme: the two run each repetition,
+// then the sweep.
+func variants() []variant {
+	return append([]variant{defaults, unguarded}, sweep...)
+}
+
 // variantByKey finds a variant of the programme by its key.
 func variantByKey(key string) (variant, bool) {
-	for _, v := range append([]variant{defaults, unguarded}, sweep...) {
-		if v.key == key {
-			return v, true
-		}
+	i := slices.IndexFunc(variants(), func(v variant) bool { return v.key == key })
+	if i < 0 {
+		return variant{}, false
 	}
-	return variant{}, false
+	return variants()[i], true
 }
 
 // variantKeys lists the keys -only accepts.
 func variantKeys() []string {
 	var keys []string
-	for _, v := range append([]variant{defaults, unguarded}, sweep...) {
+	for _, v := range variants() {
 		keys = append(keys, v.key)
+	}
+	return keys
+}
+
+// repeatedSweep are the keys of the sweep's variants run more than once
+// (with -only): they get medians and a column of waits like the main
+// series.
+func repeatedSweep(r *results) []string {
+	var keys []string
+	for _, v := range sweep {
+		if len(r.series[v.key]) > 1 {
+			keys = append(keys, v.key)
+		}
 	}
 	return keys
 }
