@@ -67,6 +67,36 @@ func TestSummarizeWindow(t *testing.T) {
 	}
 }
 
+func TestSplitByVacuum(t *testing.T) {
+	base := time.Unix(1000, 0)
+	at := func(dueMs, latMs int, failed bool) txRecord {
+		return txRecord{end: base.Add(time.Duration(dueMs+latMs) * time.Millisecond), latency: time.Duration(latMs) * time.Millisecond, failed: failed}
+	}
+	// Autovacuum at work over [2s, 3s) and [5s, 5.5s) of a [1s, 6s] window.
+	spans := []span{{base.Add(2 * time.Second), base.Add(3 * time.Second)}, {base.Add(5 * time.Second), base.Add(5500 * time.Millisecond)}}
+	recs := []txRecord{
+		at(500, 90, false),   // due before the window: neither
+		at(1500, 1, false),   // otherwise
+		at(1999, 2, false),   // otherwise: due just before the first span
+		at(2000, 40, false),  // during: due as it began
+		at(2900, 200, false), // during: ended after it, due inside
+		at(3000, 3, false),   // otherwise: due as it ended
+		at(5200, 50, true),   // failed: neither
+		at(5400, 30, false),  // during the second span
+		at(6500, 99, false),  // due after the window: neither
+	}
+	in, out := splitBy(recs, base.Add(time.Second), base.Add(6*time.Second), spans)
+	if in.Tx != 3 || in.P99 != 200*time.Millisecond {
+		t.Errorf("during: got %+v, want 3 tx, p99 200ms", in)
+	}
+	if out.Tx != 3 || out.P99 != 3*time.Millisecond {
+		t.Errorf("otherwise: got %+v, want 3 tx, p99 3ms", out)
+	}
+	if got := total(spans); got != 1500*time.Millisecond {
+		t.Errorf("total: got %v, want 1.5s", got)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var lat []time.Duration
 	for i := 1; i <= 200; i++ {

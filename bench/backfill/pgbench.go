@@ -245,24 +245,59 @@ func parseLogLine(line string) (txRecord, error) {
 }
 
 // stats reads the run's per-transaction logs and summarizes the transactions
-// due in [from, to].
-func (l *load) stats(from, to time.Time) (appStats, error) {
+// due in [from, to]; it returns the records too.
+func (l *load) stats(from, to time.Time) (appStats, []txRecord, error) {
 	files, err := filepath.Glob(filepath.Join(l.dir, "tx.*"))
 	if err != nil {
-		return appStats{}, err
+		return appStats{}, nil, err
 	}
 	if len(files) == 0 {
-		return appStats{}, fmt.Errorf("pgbench %s wrote no transaction log in %s", l.name, l.dir)
+		return appStats{}, nil, fmt.Errorf("pgbench %s wrote no transaction log in %s", l.name, l.dir)
 	}
 	var recs []txRecord
 	for _, name := range files {
 		if err := readLog(name, &recs); err != nil {
-			return appStats{}, fmt.Errorf("pgbench %s: %w", l.name, err)
+			return appStats{}, nil, fmt.Errorf("pgbench %s: %w", l.name, err)
 		}
 	}
 	s := summarize(recs, from, to, l.clients)
 	s.Failed += l.aborted()
-	return s, nil
+	return s, recs, nil
+}
+
+// splitStats are the app's successful transactions due in one part of a
+// window.
+type splitStats struct {
+	Tx  int
+	P99 time.Duration
+}
+
+// splitBy divides the successful transactions due in [from, to] into those
+// due inside one of spans and the rest.
+func splitBy(recs []txRecord, from, to time.Time, spans []span) (in, out splitStats) {
+	var li, lo []time.Duration
+	for _, r := range recs {
+		start := r.start()
+		if r.failed || start.Before(from) || start.After(to) {
+			continue
+		}
+		if inAny(spans, start) {
+			li = append(li, r.latency)
+		} else {
+			lo = append(lo, r.latency)
+		}
+	}
+	for _, p := range []struct {
+		lat []time.Duration
+		s   *splitStats
+	}{{li, &in}, {lo, &out}} {
+		p.s.Tx = len(p.lat)
+		if len(p.lat) > 0 {
+			slices.Sort(p.lat)
+			p.s.P99 = percentile(p.lat, 0.99)
+		}
+	}
+	return in, out
 }
 
 func readLog(name string, recs *[]txRecord) error {

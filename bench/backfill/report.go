@@ -197,6 +197,7 @@ func printReport(w io.Writer, cfg config, r *results) {
 	}
 	fmt.Fprintln(w)
 	printWaits(w, r)
+	printVacuum(w, cfg, r)
 	load := fmt.Sprintf("%g tx/s", cfg.rate)
 	if cfg.rate == 0 {
 		load = "flat out"
@@ -285,6 +286,53 @@ func printWaits(w io.Writer, r *results) {
 		fmt.Fprintf(w, " %.2f |", mean)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+}
+
+// printVacuum tells, for each run in which autovacuum worked in the run's
+// database, how long it did and the app's p99 while it did and otherwise.
+func printVacuum(w io.Writer, cfg config, r *results) {
+	type line struct {
+		name string
+		o    outcome
+	}
+	var lines []line
+	add := func(name string, o outcome) {
+		if len(o.waits.vacuum) > 0 {
+			lines = append(lines, line{name, o})
+		}
+	}
+	for i := range cfg.reps {
+		for _, k := range mainSeries {
+			if runs := r.series[k]; i < len(runs) {
+				add(fmt.Sprintf("%s #%d", labelOf(k), i+1), runs[i])
+			}
+		}
+		for _, v := range cfg.only {
+			if runs := r.series[v.key]; i < len(runs) && !slices.Contains(mainSeries, v.key) {
+				add(fmt.Sprintf("%s #%d", v.label, i+1), runs[i])
+			}
+		}
+	}
+	if len(cfg.only) == 0 {
+		for _, v := range sweep {
+			for _, o := range r.series[v.key] {
+				add(v.label, o)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		fmt.Fprintln(w, "autovacuum: not seen at work in any run's database")
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintln(w, "| run (autovacuum seen) | autovacuum s | share of window | app tx while it ran | app p99 ms while it ran | app tx otherwise | app p99 ms otherwise | app p99 ms, whole window |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|")
+	for _, l := range lines {
+		v := total(l.o.waits.vacuum)
+		fmt.Fprintf(w, "| %s | %.1f | %.0f%% | %d | %s | %d | %s | %s |\n", l.name, v.Seconds(), 100*v.Seconds()/l.o.window.Seconds(),
+			l.o.duringVacuum.Tx, ms(l.o.duringVacuum.P99), l.o.outsideVacuum.Tx, ms(l.o.outsideVacuum.P99), ms(l.o.app.P99))
+	}
 	fmt.Fprintln(w)
 }
 

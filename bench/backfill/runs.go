@@ -61,6 +61,10 @@ type outcome struct {
 	wal int64
 	// waits is what the app's backends waited on over the window.
 	waits waits
+	// duringVacuum and outsideVacuum split the app's transactions by
+	// whether an autovacuum worker was at work in the run's database when
+	// they were due (both zero: autovacuum was not seen).
+	duringVacuum, outsideVacuum splitStats
 	// guard is what phasekit's latency guard did (nil: it was off).
 	guard *migrations.GuardStatus
 }
@@ -362,11 +366,19 @@ func (b *bench) during(ctx context.Context, name, db string, migrate func(contex
 	if err := ld.stop(); err != nil {
 		return out, err
 	}
-	st, err := ld.stats(from, to)
+	st, recs, err := ld.stats(from, to)
 	if err != nil {
 		return out, err
 	}
 	b.logf("%s: app over %.1fs: %d tx, p50 %s, p99 %s, max %s, %d failed", name, out.window.Seconds(), st.Tx, st.P50, st.P99, st.Max, st.Failed)
+	if len(out.waits.vacuum) > 0 {
+		out.duringVacuum, out.outsideVacuum = splitBy(recs, from, to, out.waits.vacuum)
+		for _, q := range sortedKeys(out.waits.vacuumed) {
+			b.logf("%s: seen for %.1fs: %s", name, out.waits.vacuumed[q].Seconds(), q)
+		}
+		b.logf("%s: app while autovacuum ran (%.1fs): %d tx, p99 %s; the rest: %d tx, p99 %s", name, total(out.waits.vacuum).Seconds(),
+			out.duringVacuum.Tx, out.duringVacuum.P99, out.outsideVacuum.Tx, out.outsideVacuum.P99)
+	}
 	if st.Behind > 0 {
 		b.logf("%s: warning: %d pgbench clients had not caught up when stopped; the app figures miss their latest transactions", name, st.Behind)
 	}
