@@ -13,7 +13,10 @@
 // what the probe feels, so the guard stops the backfill for a quiet window,
 // measures the probe alone again and takes that as the new baseline: the
 // promise is "at most the ratio above what the app would feel without the
-// backfill", not "as fast as the app was at the start".
+// backfill", not "as fast as the app was at the start". A baseline raised
+// that way is measured again every ten quiet windows' length while it stays
+// above the first one: the app's slowdown ends, and a limit left high would
+// let the backfill cost the app more than the ratio.
 //
 // The controller is plain arithmetic over samples and a clock, so its logic
 // is tested without a database (controller_test.go); the probe and the loop
@@ -77,6 +80,12 @@ type Config struct {
 	// Quiet windows are at least ten times their length apart, so they
 	// never take more than a tenth of the time.
 	Quiet time.Duration
+	// KeepRaisedBaseline keeps a baseline a quiet window raised for the
+	// rest of the backfill, as the guard did before 2026-12-05, instead of
+	// measuring it again every ten quiet windows' length while it stays
+	// above the first one. It is there to compare the two in
+	// bench/backfill; the CLI never sets it.
+	KeepRaisedBaseline bool
 	// Confirm is how many decisions in a row must find the probe above the
 	// limit before the rate is cut (default 2): a p99 over a window of a
 	// few hundred probes is its few slowest, and one scheduler or fsync
@@ -221,6 +230,14 @@ type Controller struct {
 	// quietFrom and quietTo bound the quiet window asked for (zero: none
 	// pending); lastQuiet is when the latest one ended.
 	quietFrom, quietTo, lastQuiet time.Time
+	// recheck, when set, is when a baseline that a quiet window raised
+	// above the first one is measured again: the app's own slowdown that
+	// raised it (an autovacuum, a neighbour) ends, and a limit left high
+	// would let the backfill cost the app more than the ratio.
+	recheck time.Time
+	// rechecking says the pending quiet window is such a new measurement,
+	// not the answer to slowdowns.
+	rechecking bool
 	// over counts the decisions in a row that found the probe above the
 	// limit without cutting the rate yet.
 	over int
@@ -316,6 +333,9 @@ type Decision struct {
 	// Quiet says the pause is a quiet window: the probe runs alone and its
 	// p99 becomes the new baseline.
 	Quiet bool
+	// Recheck says the quiet window measures again a baseline an earlier
+	// one raised, rather than answering slowdowns.
+	Recheck bool
 }
 
 // Decide re-evaluates the rate when cfg.Every has passed since the last
@@ -383,14 +403,11 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 		c.samples = c.samples[:0]
 		c.stats.Decreases++
 		d.Pause = c.cfg.Every
-		if c.inARow >= c.cfg.QuietAfter && now.Sub(c.lastQuiet) >= 10*c.cfg.Quiet {
-			// Backing off did not help: measure the probe alone. The
-			// first Every of the window is left out, so that the last
-			// batch's commit does not count as the app's own latency.
-			d.Pause, d.Quiet = c.cfg.Quiet, true
-			c.quietFrom, c.quietTo = now.Add(c.cfg.Every), now.Add(c.cfg.Quiet)
-		}
 		c.stats.Paused += d.Pause
+		if c.inARow >= c.cfg.QuietAfter && now.Sub(c.lastQuiet) >= 10*c.cfg.Quiet {
+			// Backing off did not help: measure the probe alone.
+			c.askQuiet(now, &d)
+		}
 	} else {
 		c.inARow, c.over = 0, 0
 		if c.slowStart {
@@ -408,17 +425,34 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	if c.cfg.MaxRate > 0 {
 		c.rate = min(c.rate, c.cfg.MaxRate)
 	}
+	if d.Pause == 0 && !c.recheck.IsZero() && !now.Before(c.recheck) {
+		// The raised baseline's time is up: measure the probe alone again.
+		c.askQuiet(now, &d)
+		d.Recheck = true
+		c.recheck, c.rechecking = time.Time{}, true
+	}
 	c.stats.Rate = c.rate
 	d.Rate = c.rate
 	return d
 }
 
+// askQuiet turns d into a quiet window starting now. Its first Every is
+// left out of the new baseline, so that the last batch's commit does not
+// count as the app's own latency.
+func (c *Controller) askQuiet(now time.Time, d *Decision) {
+	c.stats.Paused -= d.Pause
+	d.Pause, d.Quiet = c.cfg.Quiet, true
+	c.quietFrom, c.quietTo = now.Add(c.cfg.Every), now.Add(c.cfg.Quiet)
+	c.stats.Paused += d.Pause
+}
+
 // endQuiet takes the p99 of the probes that started in the quiet window
-// (BaselineP99: the median of its per-span p99s) as the new baseline. If
-// the limit went up, the decreases that led to the window were the app's
-// doing, not the backfill's: the rate goes back to half of what it was
-// before them. Too few probes (they were failing or stuck) keep the old
-// baseline.
+// (BaselineP99: the median of its per-span p99s) as the new baseline, up or
+// down. If the limit went up, the decreases that led to the window were
+// the app's doing, not the backfill's: the rate goes back to half of what
+// it was before them, and while the baseline stays above the first one it
+// is measured again every ten quiet windows' length. Too few probes (they
+// were failing or stuck) keep the old baseline.
 func (c *Controller) endQuiet(now time.Time) {
 	var quiet []Sample
 	for _, s := range c.samples {
@@ -426,7 +460,8 @@ func (c *Controller) endQuiet(now time.Time) {
 			quiet = append(quiet, s)
 		}
 	}
-	c.quietFrom, c.quietTo, c.lastQuiet = time.Time{}, time.Time{}, now
+	recheck := c.rechecking
+	c.quietFrom, c.quietTo, c.lastQuiet, c.rechecking = time.Time{}, time.Time{}, now, false
 	c.stats.Quiets++
 	c.inARow = 0
 	if len(quiet) < max(c.cfg.MinSamples/4, 5) {
@@ -436,7 +471,14 @@ func (c *Controller) endQuiet(now time.Time) {
 	// Measured as the first baseline was: one stall inside the window
 	// must not become the new baseline.
 	c.setBaseline(BaselineP99(quiet, c.cfg.Window/2))
-	if c.stats.Limit > old {
+	c.recheck = time.Time{}
+	if c.stats.Baseline > c.stats.FirstBaseline && !c.cfg.KeepRaisedBaseline {
+		// Above the first baseline: the app is slower on its own, for now.
+		// Measure again once quiet windows may come again, and keep the
+		// higher limit only while the app stays slower.
+		c.recheck = now.Add(10 * c.cfg.Quiet)
+	}
+	if c.stats.Limit > old && !recheck {
 		c.rate = max(c.rate, c.before*c.cfg.Decrease)
 		if c.cfg.MaxRate > 0 {
 			c.rate = min(c.rate, c.cfg.MaxRate)

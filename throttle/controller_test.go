@@ -460,3 +460,79 @@ func TestQuietWindowDefaultsToTheBaselinesLength(t *testing.T) {
 		t.Errorf("quiet window with an 8s baseline: %s, want 8s", got)
 	}
 }
+
+// raised is a controller whose first baseline, 2ms, a quiet window raised
+// to 5ms (the app slowed on its own), with the time that window ended.
+func raised(t *testing.T) (*Controller, *fakeTime, time.Time) {
+	t.Helper()
+	c, clk := warmedUp(quietConfig())
+	backOff(t, c, clk, 5*time.Millisecond)
+	if st := alone(c, clk, 5*time.Millisecond); st.Quiets != 1 || st.Baseline != 5*time.Millisecond {
+		t.Fatalf("after the quiet window: %+v, want baseline 5ms", st)
+	}
+	return c, clk, clk.now
+}
+
+// alone feeds the quiet window the controller asked for 50 probes of
+// latency lat, lets it decide, and returns its stats.
+func alone(c *Controller, clk *fakeTime, lat time.Duration) Stats {
+	for i := 0; i < 50; i++ {
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: lat})
+	}
+	c.Decide(clk.now, 0)
+	return c.Stats()
+}
+
+// untilRecheck feeds probes of latency lat, within the raised limit, until
+// the controller asks for a quiet window, and fails unless it asks for it
+// as a recheck ten quiet windows (5s) after the last one ended.
+func untilRecheck(t *testing.T, c *Controller, clk *fakeTime, ended time.Time, lat time.Duration) Decision {
+	t.Helper()
+	for clk.now.Sub(ended) < 10*time.Second {
+		d := feed(c, clk, 25, lat)
+		if !d.Quiet {
+			continue
+		}
+		if after := clk.now.Sub(ended); after < 5*time.Second || !d.Recheck || d.Pause != 500*time.Millisecond {
+			t.Fatalf("%s after the quiet window: %+v, want a 500ms recheck 5s after it", after, d)
+		}
+		return d
+	}
+	t.Fatalf("no recheck of the raised baseline in 10s")
+	return Decision{}
+}
+
+func TestRaisedBaselineIsMeasuredAgain(t *testing.T) {
+	c, clk, ended := raised(t)
+	untilRecheck(t, c, clk, ended, 5*time.Millisecond)
+	rate := c.Stats().Rate
+	// The app is back to its first speed: the limit comes back down.
+	st := alone(c, clk, 2*time.Millisecond)
+	if st.Quiets != 2 || st.Baseline != 2*time.Millisecond || st.Limit != 3*time.Millisecond+time.Microsecond || st.Rate != rate {
+		t.Fatalf("after the recheck: %+v, want baseline 2ms, limit 3ms, rate %.0f kept, two quiet windows", st, rate)
+	}
+	// What the backfill costs now counts against the first limit again.
+	if d := feed(c, clk, 25, 5*time.Millisecond); d.Pause == 0 || d.Rate >= rate {
+		t.Errorf("5ms probes after the baseline came down: %+v, want a cut from %.0f", d, rate)
+	}
+	// No further recheck: the baseline is the first one.
+	for until := clk.now.Add(10 * time.Second); clk.now.Before(until); {
+		if d := feed(c, clk, 25, 2*time.Millisecond); d.Quiet {
+			t.Fatalf("a quiet window %s after the baseline came back down: %+v", clk.now.Sub(ended), d)
+		}
+	}
+}
+
+func TestRaisedBaselineStaysWhileTheAppStaysSlow(t *testing.T) {
+	c, clk, ended := raised(t)
+	untilRecheck(t, c, clk, ended, 5*time.Millisecond)
+	rate := c.Stats().Rate
+	// Still 5ms alone, then 6ms alone: the baseline follows the app, and
+	// the rate is not reset by a recheck that raised it.
+	st := alone(c, clk, 6*time.Millisecond)
+	if st.Quiets != 2 || st.Baseline != 6*time.Millisecond || st.Rate != rate {
+		t.Fatalf("after the recheck: %+v, want baseline 6ms and the rate %.0f kept", st, rate)
+	}
+	// And it is checked again ten quiet windows later.
+	untilRecheck(t, c, clk, clk.now, 6*time.Millisecond)
+}

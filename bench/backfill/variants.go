@@ -106,6 +106,10 @@ var sweep = []variant{
 		o.MaxRowsPerSecond = pgrollRate
 		o.TargetBatch = time.Millisecond
 	}},
+	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.Guard.KeepRaisedBaseline = true
+	}},
 }
 
 // variants are every variant of the programme: the two run each repetition,
