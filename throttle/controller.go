@@ -465,19 +465,14 @@ func (c *Controller) endQuiet(now time.Time) {
 	c.stats.Quiets++
 	c.inARow = 0
 	if len(quiet) < max(c.cfg.MinSamples/4, 5) {
+		c.scheduleRecheck(now)
 		return
 	}
 	old := c.stats.Limit
 	// Measured as the first baseline was: one stall inside the window
 	// must not become the new baseline.
 	c.setBaseline(BaselineP99(quiet, c.cfg.Window/2))
-	c.recheck = time.Time{}
-	if c.stats.Baseline > c.stats.FirstBaseline && !c.cfg.KeepRaisedBaseline {
-		// Above the first baseline: the app is slower on its own, for now.
-		// Measure again once quiet windows may come again, and keep the
-		// higher limit only while the app stays slower.
-		c.recheck = now.Add(10 * c.cfg.Quiet)
-	}
+	c.scheduleRecheck(now)
 	if c.stats.Limit > old && !recheck {
 		c.rate = max(c.rate, c.before*c.cfg.Decrease)
 		if c.cfg.MaxRate > 0 {
@@ -490,6 +485,16 @@ func (c *Controller) endQuiet(now time.Time) {
 	// probes taken with the backfill running again.
 	c.cut = now
 	c.samples = c.samples[:0]
+}
+
+// scheduleRecheck, at the end of a quiet window, sets when the baseline is
+// measured again: while it is above the first one, the app is slower on its
+// own, for now; the higher limit holds only while the app stays slower.
+func (c *Controller) scheduleRecheck(now time.Time) {
+	c.recheck = time.Time{}
+	if c.stats.Baseline > c.stats.FirstBaseline && !c.cfg.KeepRaisedBaseline {
+		c.recheck = now.Add(10 * c.cfg.Quiet)
+	}
 }
 
 // Stats returns what the controller did so far.

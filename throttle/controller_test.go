@@ -536,3 +536,18 @@ func TestRaisedBaselineStaysWhileTheAppStaysSlow(t *testing.T) {
 	// And it is checked again ten quiet windows later.
 	untilRecheck(t, c, clk, clk.now, 6*time.Millisecond)
 }
+
+// TestRecheckWithTooFewProbesIsTriedAgain: a recheck whose probes were stuck
+// keeps the raised baseline, and the next recheck still comes.
+func TestRecheckWithTooFewProbesIsTriedAgain(t *testing.T) {
+	c, clk, ended := raised(t)
+	untilRecheck(t, c, clk, ended, 5*time.Millisecond)
+	// One probe in the window, stuck for the whole of it.
+	c.Observe(Sample{At: clk.advance(300 * time.Millisecond), Latency: 200 * time.Millisecond})
+	clk.advance(300 * time.Millisecond)
+	c.Decide(clk.now, 0)
+	if st := c.Stats(); st.Quiets != 2 || st.Baseline != 5*time.Millisecond {
+		t.Fatalf("%+v, want the 5ms baseline kept after a recheck with one probe", st)
+	}
+	untilRecheck(t, c, clk, clk.now, 5*time.Millisecond)
+}
