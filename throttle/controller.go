@@ -230,13 +230,8 @@ type Controller struct {
 	// quietFrom and quietTo bound the quiet window asked for (zero: none
 	// pending); lastQuiet is when the latest one ended.
 	quietFrom, quietTo, lastQuiet time.Time
-	// recheck, when set, is when a baseline that a quiet window raised
-	// above the first one is measured again: the app's own slowdown that
-	// raised it (an autovacuum, a neighbour) ends, and a limit left high
-	// would let the backfill cost the app more than the ratio.
-	recheck time.Time
-	// rechecking says the pending quiet window is such a new measurement,
-	// not the answer to slowdowns.
+	// rechecking says the pending quiet window measures again a raised
+	// baseline (recheckDue), rather than answering slowdowns.
 	rechecking bool
 	// over counts the decisions in a row that found the probe above the
 	// limit without cutting the rate yet.
@@ -425,11 +420,10 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	if c.cfg.MaxRate > 0 {
 		c.rate = min(c.rate, c.cfg.MaxRate)
 	}
-	if d.Pause == 0 && !c.recheck.IsZero() && !now.Before(c.recheck) {
+	if d.Pause == 0 && c.recheckDue(now) {
 		// The raised baseline's time is up: measure the probe alone again.
 		c.askQuiet(now, &d)
-		d.Recheck = true
-		c.recheck, c.rechecking = time.Time{}, true
+		d.Recheck, c.rechecking = true, true
 	}
 	c.stats.Rate = c.rate
 	d.Rate = c.rate
@@ -465,14 +459,12 @@ func (c *Controller) endQuiet(now time.Time) {
 	c.stats.Quiets++
 	c.inARow = 0
 	if len(quiet) < max(c.cfg.MinSamples/4, 5) {
-		c.scheduleRecheck(now)
 		return
 	}
 	old := c.stats.Limit
 	// Measured as the first baseline was: one stall inside the window
 	// must not become the new baseline.
 	c.setBaseline(BaselineP99(quiet, c.cfg.Window/2))
-	c.scheduleRecheck(now)
 	if c.stats.Limit > old && !recheck {
 		c.rate = max(c.rate, c.before*c.cfg.Decrease)
 		if c.cfg.MaxRate > 0 {
@@ -487,14 +479,14 @@ func (c *Controller) endQuiet(now time.Time) {
 	c.samples = c.samples[:0]
 }
 
-// scheduleRecheck, at the end of a quiet window, sets when the baseline is
-// measured again: while it is above the first one, the app is slower on its
-// own, for now; the higher limit holds only while the app stays slower.
-func (c *Controller) scheduleRecheck(now time.Time) {
-	c.recheck = time.Time{}
-	if c.stats.Baseline > c.stats.FirstBaseline && !c.cfg.KeepRaisedBaseline {
-		c.recheck = now.Add(10 * c.cfg.Quiet)
-	}
+// recheckDue says a baseline a quiet window raised above the first one is
+// to be measured again: the app's own slowdown that raised it (an
+// autovacuum, a neighbour) ends, and a limit left high would let the
+// backfill cost the app more than the ratio. It comes as the quiet windows
+// that answer slowdowns do, ten windows' length after the last one, and
+// after a window whose probes were too few to measure as well.
+func (c *Controller) recheckDue(now time.Time) bool {
+	return !c.cfg.KeepRaisedBaseline && c.stats.Baseline > c.stats.FirstBaseline && now.Sub(c.lastQuiet) >= 10*c.cfg.Quiet
 }
 
 // Stats returns what the controller did so far.
