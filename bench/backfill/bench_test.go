@@ -97,6 +97,30 @@ func TestSplitByVacuum(t *testing.T) {
 	}
 }
 
+// TestPrintVacuum: the autovacuum table lists the runs that met autovacuum,
+// named and ordered as in the main table, and says so when none did.
+func TestPrintVacuum(t *testing.T) {
+	base := time.Unix(1000, 0)
+	met := outcome{window: 10 * time.Second, app: appStats{P99: 4 * time.Millisecond},
+		waits:        waits{vacuum: []span{{base, base.Add(2 * time.Second)}}},
+		duringVacuum: splitStats{Tx: 80, P99: 9 * time.Millisecond}, outsideVacuum: splitStats{Tx: 320, P99: 3 * time.Millisecond}}
+	r := newResults(2_000_000)
+	r.series["baseline"] = []outcome{{window: 10 * time.Second}}
+	r.series[defaults.key] = []outcome{{window: 10 * time.Second}, met}
+	r.series["guard2"] = []outcome{met}
+	var b strings.Builder
+	printVacuum(&b, config{reps: 2}, r)
+	want := "| phasekit, defaults (guard 1.5x) #2 | 2.0 | 20% | 80 | 9.00 | 320 | 3.00 | 4.00 |\n| guard 2x | 2.0 | 20% |"
+	if got := b.String(); !strings.Contains(got, want) || strings.Contains(got, "#1") {
+		t.Errorf("got:\n%s\nwant the two runs that met autovacuum, in order:\n%s", got, want)
+	}
+	b.Reset()
+	printVacuum(&b, config{reps: 1}, newResults(1000))
+	if got := b.String(); !strings.Contains(got, "not seen") {
+		t.Errorf("no run met autovacuum: got %q", got)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var lat []time.Duration
 	for i := 1; i <= 200; i++ {

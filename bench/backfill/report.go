@@ -154,30 +154,8 @@ func printReport(w io.Writer, cfg config, r *results) {
 		a := o.app
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %s | %s | %s | %d | %d | %s |\n", name, rate, vs, took, o.walRate()/1e6, ms(a.P50), ms(a.P99), ms(a.Max), a.Tx, a.Failed, guard)
 	}
-	for i := range cfg.reps {
-		for _, k := range mainSeries {
-			if runs := r.series[k]; i < len(runs) {
-				row(fmt.Sprintf("%s #%d", labelOf(k), i+1), runs[i])
-			}
-		}
-	}
-	for _, v := range sweep {
-		runs := r.series[v.key]
-		for i, o := range runs {
-			name := v.label
-			if len(runs) > 1 {
-				name = fmt.Sprintf("%s #%d", v.label, i+1)
-			}
-			row(name, o)
-		}
-	}
-	for _, n := range r.workers {
-		for _, o := range r.series[fmt.Sprintf("parallel%d", n)] {
-			row(fmt.Sprintf("batch statement, %d key-range worker(s), no phasekit", n), o)
-		}
-	}
-	if r.rewrite.app.Tx > 0 {
-		row("ALTER TYPE rewrite (reference)", r.rewrite)
+	for _, n := range runsInOrder(cfg, r) {
+		row(n.name, n.o)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| median of the repetitions | rows/s | vs pgroll | WAL MB/s | app p50 ms | app p99 ms | vs baseline p99 | app max ms | failed tx (sum) |")
@@ -292,33 +270,10 @@ func printWaits(w io.Writer, r *results) {
 // printVacuum tells, for each run in which autovacuum worked in the run's
 // database, how long it did and the app's p99 while it did and otherwise.
 func printVacuum(w io.Writer, cfg config, r *results) {
-	type line struct {
-		name string
-		o    outcome
-	}
-	var lines []line
-	add := func(name string, o outcome) {
-		if len(o.waits.vacuum) > 0 {
-			lines = append(lines, line{name, o})
-		}
-	}
-	for i := range cfg.reps {
-		for _, k := range mainSeries {
-			if runs := r.series[k]; i < len(runs) {
-				add(fmt.Sprintf("%s #%d", labelOf(k), i+1), runs[i])
-			}
-		}
-		for _, v := range cfg.only {
-			if runs := r.series[v.key]; i < len(runs) && !slices.Contains(mainSeries, v.key) {
-				add(fmt.Sprintf("%s #%d", v.label, i+1), runs[i])
-			}
-		}
-	}
-	if len(cfg.only) == 0 {
-		for _, v := range sweep {
-			for _, o := range r.series[v.key] {
-				add(v.label, o)
-			}
+	var lines []namedRun
+	for _, n := range runsInOrder(cfg, r) {
+		if len(n.o.waits.vacuum) > 0 {
+			lines = append(lines, n)
 		}
 	}
 	if len(lines) == 0 {
@@ -334,6 +289,45 @@ func printVacuum(w io.Writer, cfg config, r *results) {
 			l.o.duringVacuum.Tx, ms(l.o.duringVacuum.P99), l.o.outsideVacuum.Tx, ms(l.o.outsideVacuum.P99), ms(l.o.app.P99))
 	}
 	fmt.Fprintln(w)
+}
+
+// namedRun is one run with its name in the tables.
+type namedRun struct {
+	name string
+	o    outcome
+}
+
+// runsInOrder are the runs of one size in the order the tables list them:
+// each repetition's main series, the sweep's runs, the key-range workers,
+// the rewrite.
+func runsInOrder(cfg config, r *results) []namedRun {
+	var out []namedRun
+	for i := range cfg.reps {
+		for _, k := range mainSeries {
+			if runs := r.series[k]; i < len(runs) {
+				out = append(out, namedRun{fmt.Sprintf("%s #%d", labelOf(k), i+1), runs[i]})
+			}
+		}
+	}
+	for _, v := range sweep {
+		runs := r.series[v.key]
+		for i, o := range runs {
+			name := v.label
+			if len(runs) > 1 {
+				name = fmt.Sprintf("%s #%d", v.label, i+1)
+			}
+			out = append(out, namedRun{name, o})
+		}
+	}
+	for _, n := range r.workers {
+		for _, o := range r.series[fmt.Sprintf("parallel%d", n)] {
+			out = append(out, namedRun{fmt.Sprintf("batch statement, %d key-range worker(s), no phasekit", n), o})
+		}
+	}
+	if r.rewrite.app.Tx > 0 {
+		out = append(out, namedRun{"ALTER TYPE rewrite (reference)", r.rewrite})
+	}
+	return out
 }
 
 // printTargets prints every size's targets with PASS or FAIL.
