@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // parallelBatch is the keys one worker's batch covers: about phasekit's
@@ -46,7 +44,7 @@ func (b *bench) parallel(ctx context.Context, res *results, workers int) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if errs[w] = b.fillRange(ctx, db, from, to); errs[w] != nil {
+				if _, errs[w] = b.pacedFill(ctx, db, "big", from, to, parallelBatch, 0); errs[w] != nil {
 					cancel()
 				}
 			}()
@@ -64,25 +62,5 @@ func (b *bench) parallel(ctx context.Context, res *results, workers int) error {
 	}
 	out.rows, out.took = b.rows, took
 	res.series[key] = append(res.series[key], out)
-	return nil
-}
-
-// fillRange fills ids in (from, to] in keyset batches on a connection of
-// its own.
-func (b *bench) fillRange(ctx context.Context, db string, from, to int64) error {
-	conn, err := pgx.Connect(ctx, b.l.DSN(db))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
-		return err
-	}
-	for cursor := from; cursor < to; cursor += parallelBatch {
-		upper := min(cursor+parallelBatch, to)
-		if _, err := conn.Exec(ctx, "UPDATE big SET val_new = val WHERE id > $1 AND id <= $2 AND val_new IS DISTINCT FROM val", cursor, upper); err != nil {
-			return fmt.Errorf("fill (%d, %d]: %w", cursor, upper, err)
-		}
-	}
 	return nil
 }

@@ -203,6 +203,9 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 		if v.controlOf != "" {
 			return func(ctx context.Context, res *results) error { return b.controlFor(ctx, res, v.controlOf, v.key) }
 		}
+		if v.loop != nil {
+			return func(ctx context.Context, res *results) error { return b.loop(ctx, res, v) }
+		}
 		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
 	}
 	steps := []step{{"warm-up", b.warmupWAL}}

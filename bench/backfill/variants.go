@@ -27,6 +27,9 @@ type variant struct {
 	// backfill: no migration, the WAL rate of the last run of that
 	// variant written to a file beside the cluster's data while the app runs.
 	controlOf string
+	// loop, when set, runs the batch statement in a plain paced loop
+	// instead of phasekit (loop.go).
+	loop *loopSpec
 }
 
 // cliDefaults are the backfill options `phasekit apply` uses when no flag
@@ -106,6 +109,24 @@ var sweep = []variant{
 		o.MaxRowsPerSecond = pgrollRate
 		o.TargetBatch = time.Millisecond
 	}},
+	{key: "cap500us", label: "guard off, capped at pgroll's rate, 0.5 ms batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.TargetBatch = 500 * time.Microsecond
+	}},
+	{key: "guard500us", label: "guard 1.5x, 0.5 ms batches", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.TargetBatch = 500 * time.Microsecond
+	}},
+	// What a batch's length and its WAL cost the app, without phasekit:
+	// the batch statement paced at pgroll's rate in 1,000-key batches
+	// (pgroll's size; about 5 ms each here) and 100-key batches, on big
+	// and on an unlogged copy of it (the CPU control: no WAL, no page the
+	// app touches).
+	{key: "loop1000", label: "batch statement, 1000-key batches at pgroll's rate, no phasekit", loop: &loopSpec{batch: 1000, rate: pgrollRate}},
+	{key: "cpu1000", label: "CPU control: the same on an unlogged copy (no WAL)", loop: &loopSpec{batch: 1000, rate: pgrollRate, unlogged: true}},
+	{key: "loop100", label: "batch statement, 100-key batches at pgroll's rate, no phasekit", loop: &loopSpec{batch: 100, rate: pgrollRate}},
+	{key: "cpu100", label: "CPU control, 100-key batches: unlogged copy (no WAL)", loop: &loopSpec{batch: 100, rate: pgrollRate, unlogged: true}},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true
