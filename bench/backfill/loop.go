@@ -29,13 +29,11 @@ type loopSpec struct {
 func (b *bench) loop(ctx context.Context, res *results, v variant) error {
 	spec := v.loop
 	name := fmt.Sprintf("%s%d", v.key, len(res.series[v.key])+1)
-	db := "run_" + name
-	conn, err := b.freshCopy(ctx, db)
+	db, conn, done, err := b.runCopy(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer b.drop(db)
-	defer conn.Close(context.Background())
+	defer done()
 	table := "big"
 	if spec.unlogged {
 		table = "big_unlogged"

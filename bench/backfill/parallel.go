@@ -21,13 +21,11 @@ const parallelBatch = 1000
 func (b *bench) parallel(ctx context.Context, res *results, workers int) error {
 	key := fmt.Sprintf("parallel%d", workers)
 	name := fmt.Sprintf("%s_%d", key, len(res.series[key])+1)
-	db := "run_" + name
-	conn, err := b.freshCopy(ctx, db)
+	db, conn, done, err := b.runCopy(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer b.drop(db)
-	defer conn.Close(context.Background())
+	defer done()
 	if _, err := conn.Exec(ctx, "ALTER TABLE big ADD COLUMN val_new bigint"); err != nil {
 		return fmt.Errorf("add column: %w", err)
 	}

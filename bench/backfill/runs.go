@@ -304,6 +304,21 @@ func (b *bench) freshCopy(ctx context.Context, db string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// runCopy is freshCopy for a run named name: its database (run_<name>), a
+// connection to it, and done, which closes the connection and drops the
+// database.
+func (b *bench) runCopy(ctx context.Context, name string) (db string, conn *pgx.Conn, done func(), err error) {
+	db = "run_" + name
+	conn, err = b.freshCopy(ctx, db)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return db, conn, func() {
+		conn.Close(context.Background())
+		b.drop(db)
+	}, nil
+}
+
 // drop removes a run's database, so the next run has the disk and the
 // buffers to itself.
 func (b *bench) drop(db string) {
@@ -538,13 +553,11 @@ func (b *bench) controlFor(ctx context.Context, res *results, of, key string) er
 // into a new column.
 func (b *bench) naive(ctx context.Context, res *results) error {
 	name := fmt.Sprintf("naive%d", len(res.series["naive"])+1)
-	db := "run_" + name
-	conn, err := b.freshCopy(ctx, db)
+	db, conn, done, err := b.runCopy(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer b.drop(db)
-	defer conn.Close(context.Background())
+	defer done()
 	var rows int64
 	var took time.Duration
 	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
