@@ -356,18 +356,27 @@ func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, err
 }
 
 func (l *ledgerCursor) Save(ctx context.Context, tx pgx.Tx, cursor, upper []string, rows int64) error {
+	q, args, err := l.SaveStatement(cursor, upper, rows)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("save backfill cursor: %w", err)
+	}
+	return nil
+}
+
+// SaveStatement is Save as one statement, which Backfill pipelines with the
+// batch's UPDATE and COMMIT.
+func (l *ledgerCursor) SaveStatement(cursor, upper []string, rows int64) (string, []any, error) {
 	var guard []byte
 	if l.guard != nil {
 		var err error
 		if guard, err = json.Marshal(l.guard); err != nil {
-			return fmt.Errorf("save backfill cursor: %w", err)
+			return "", nil, fmt.Errorf("save backfill cursor: %w", err)
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard) VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+	return `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard) VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
 		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now(), guard = coalesce(EXCLUDED.guard, phasekit.backfills.guard)`,
-		l.hash, l.idx, l.table, cursor, upper, rows, guard)
-	if err != nil {
-		return fmt.Errorf("save backfill cursor: %w", err)
-	}
-	return nil
+		[]any{l.hash, l.idx, l.table, cursor, upper, rows, guard}, nil
 }
