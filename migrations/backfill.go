@@ -705,24 +705,12 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if _, err := tx.Exec(ctx, b.modeSQL, phases.BackfillSetting, human.Setting(b.opts.StatementTimeout), human.Setting(b.opts.LockTimeout)); err != nil {
+	if _, err := tx.Exec(ctx, b.modeSQL, b.modeArgs()...); err != nil {
 		return br, fmt.Errorf("set backfill mode: %w", err)
 	}
 
-	var lower []any
-	nextSQL, updateSQL := b.nextFirstSQL, b.updateFirstSQL
-	if cursor != nil {
-		nextSQL, updateSQL = b.nextSQL, b.updateSQL
-		lower = backfillArgs(nil, cursor)
-	}
-
-	last := make([]string, len(b.key))
-	dest := make([]any, 0, len(last)+1)
-	for i := range last {
-		dest = append(dest, &last[i])
-	}
-	dest = append(dest, &br.keys)
-	err = tx.QueryRow(ctx, nextSQL, append(backfillArgs(slices.Clone(lower), upper), n)...).Scan(dest...)
+	q := b.batchQueries(cursor, upper, n, &br.keys)
+	err = tx.QueryRow(ctx, q.next, q.nextArgs...).Scan(q.dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return br, tx.Rollback(ctx)
 	}
@@ -730,17 +718,16 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 		return br, fmt.Errorf("find the batch's last key: %w", err)
 	}
 
-	args := backfillArgs(lower, last)
-	tag, err := tx.Exec(ctx, updateSQL, args...)
+	tag, err := tx.Exec(ctx, q.update, q.updateArgs()...)
 	if err != nil {
 		return br, fmt.Errorf("update: %w", err)
 	}
 	br.updated = tag.RowsAffected()
-	br.last = last
+	br.last = q.last
 	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
 		r.RecordGuard(b.guard.Stats())
 	}
-	if err := b.store.Save(ctx, tx, last, upper, walked+br.keys); err != nil {
+	if err := b.store.Save(ctx, tx, q.last, upper, walked+br.keys); err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -770,23 +757,12 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 		}
 	}()
 
-	var lower []any
-	nextSQL, updateSQL := b.nextFirstSQL, b.updateFirstSQL
-	if cursor != nil {
-		nextSQL, updateSQL = b.nextSQL, b.updateSQL
-		lower = backfillArgs(nil, cursor)
-	}
-	last := make([]string, len(b.key))
-	dest := make([]any, 0, len(last)+1)
-	for i := range last {
-		dest = append(dest, &last[i])
-	}
-	dest = append(dest, &br.keys)
+	q := b.batchQueries(cursor, upper, n, &br.keys)
 
 	first := &pgx.Batch{}
 	first.Queue("BEGIN")
-	first.Queue(b.modeSQL, phases.BackfillSetting, human.Setting(b.opts.StatementTimeout), human.Setting(b.opts.LockTimeout))
-	first.Queue(nextSQL, append(backfillArgs(slices.Clone(lower), upper), n)...)
+	first.Queue(b.modeSQL, b.modeArgs()...)
+	first.Queue(q.next, q.nextArgs...)
 	open = true
 	res := conn.SendBatch(ctx, first)
 	if _, err := res.Exec(); err != nil {
@@ -798,7 +774,7 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 		return br, fmt.Errorf("set backfill mode: %w", err)
 	}
 	found := true
-	if err := res.QueryRow().Scan(dest...); errors.Is(err, pgx.ErrNoRows) {
+	if err := res.QueryRow().Scan(q.dest...); errors.Is(err, pgx.ErrNoRows) {
 		found = false
 	} else if err != nil {
 		res.Close()
@@ -814,12 +790,12 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
 		r.RecordGuard(b.guard.Stats())
 	}
-	saveSQL, saveArgs, err := cs.SaveStatement(last, upper, walked+br.keys)
+	saveSQL, saveArgs, err := cs.SaveStatement(q.last, upper, walked+br.keys)
 	if err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
 	second := &pgx.Batch{}
-	second.Queue(updateSQL, backfillArgs(lower, last)...)
+	second.Queue(q.update, q.updateArgs()...)
 	second.Queue(saveSQL, saveArgs...)
 	second.Queue("COMMIT")
 	res = conn.SendBatch(ctx, second)
@@ -841,8 +817,43 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 	}
 	open = false
 	br.updated = tag.RowsAffected()
-	br.last = last
+	br.last = q.last
 	return br, nil
+}
+
+// batchQueries are one batch's statements: next finds the batch's last key
+// (scanned into last) and the number of keys (into *keys); update fills
+// the rows after the cursor up to last.
+type batchQueries struct {
+	next, update string
+	nextArgs     []any
+	lower        []any
+	last         []string
+	dest         []any
+}
+
+func (q batchQueries) updateArgs() []any { return backfillArgs(slices.Clone(q.lower), q.last) }
+
+// batchQueries picks the statements for a batch after cursor (nil: from
+// the start) of at most n keys up to upper.
+func (b *backfiller) batchQueries(cursor, upper []string, n int, keys *int64) batchQueries {
+	q := batchQueries{next: b.nextFirstSQL, update: b.updateFirstSQL}
+	if cursor != nil {
+		q.next, q.update = b.nextSQL, b.updateSQL
+		q.lower = backfillArgs(nil, cursor)
+	}
+	q.nextArgs = append(backfillArgs(slices.Clone(q.lower), upper), n)
+	q.last = make([]string, len(b.key))
+	for i := range q.last {
+		q.dest = append(q.dest, &q.last[i])
+	}
+	q.dest = append(q.dest, keys)
+	return q
+}
+
+// modeArgs are the arguments of modeSQL.
+func (b *backfiller) modeArgs() []any {
+	return []any{phases.BackfillSetting, human.Setting(b.opts.StatementTimeout), human.Setting(b.opts.LockTimeout)}
 }
 
 func backfillArgs(dst []any, vals []string) []any {
