@@ -765,13 +765,8 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 	first.Queue(q.next, q.nextArgs...)
 	open = true
 	res := conn.SendBatch(ctx, first)
-	if _, err := res.Exec(); err != nil {
-		res.Close()
-		return br, fmt.Errorf("begin: %w", err)
-	}
-	if _, err := res.Exec(); err != nil {
-		res.Close()
-		return br, fmt.Errorf("set backfill mode: %w", err)
+	if _, err := execResults(res, "begin", "set backfill mode"); err != nil {
+		return br, err
 	}
 	found := true
 	if err := res.QueryRow().Scan(q.dest...); errors.Is(err, pgx.ErrNoRows) {
@@ -799,26 +794,34 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 	second.Queue(saveSQL, saveArgs...)
 	second.Queue("COMMIT")
 	res = conn.SendBatch(ctx, second)
-	tag, err := res.Exec()
+	tags, err := execResults(res, "update", "save cursor", "commit")
 	if err != nil {
-		res.Close()
-		return br, fmt.Errorf("update: %w", err)
-	}
-	if _, err := res.Exec(); err != nil {
-		res.Close()
-		return br, fmt.Errorf("save cursor: %w", err)
-	}
-	if _, err := res.Exec(); err != nil {
-		res.Close()
-		return br, fmt.Errorf("commit: %w", err)
+		return br, err
 	}
 	if err := res.Close(); err != nil {
 		return br, fmt.Errorf("commit: %w", err)
 	}
 	open = false
-	br.updated = tag.RowsAffected()
+	br.updated = tags[0].RowsAffected()
 	br.last = q.last
 	return br, nil
+}
+
+// execResults reads, in order, the results of a pipeline's first
+// statements, each named by step, and returns their command tags. On an
+// error it closes res and names the step that failed (PostgreSQL skipped
+// the statements after it).
+func execResults(res pgx.BatchResults, steps ...string) ([]pgconn.CommandTag, error) {
+	tags := make([]pgconn.CommandTag, 0, len(steps))
+	for _, step := range steps {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return nil, fmt.Errorf("%s: %w", step, err)
+		}
+		tags = append(tags, tag)
+	}
+	return tags, nil
 }
 
 // batchQueries are one batch's statements: next finds the batch's last key
