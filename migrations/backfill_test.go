@@ -328,7 +328,11 @@ func TestBackfillIdentityAndGenerated(t *testing.T) {
 
 // TestBackfillResumesAfterKill: a run dies after three committed batches;
 // the next run starts from the saved cursor, walks only what is left, and
-// the table ends exactly as after an uninterrupted run.
+// the table ends exactly as after an uninterrupted run. The run dies in
+// the fourth batch's cursor save: in the process (a store in memory), or
+// on the server after the batch's UPDATE ran in the same pipeline (a store
+// that saves with a statement: the UPDATE must roll back with it, and the
+// connection go back to the pool usable).
 func TestBackfillResumesAfterKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -342,37 +346,68 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 	}
 	want := backfillChecksum(t, pgtest.Conn(t, cleanDSN), "track", "track_id")
 
-	dsn := pgtest.NewDB(t, "chinook")
-	conn := pgtest.Conn(t, dsn)
-	step := planBackfill(t, dsn, migration)
-	pool := backfillPool(t, dsn)
-	mem := &migrations.MemoryCursor{}
-	_, err := migrations.Backfill(ctx, pool, step, &backfillRecordingStore{MemoryCursor: mem, failAt: 4}, fixed)
-	if !errors.Is(err, errBackfillKilled) {
-		t.Fatalf("first run: err = %v, want the simulated kill", err)
-	}
-	if !strings.Contains(err.Error(), "backfill public.track (batch 4") {
-		t.Errorf("error %q does not say which table and batch failed", err)
-	}
-	// The fourth batch rolled back with its cursor: three batches are in.
-	if left := backfillCount(t, conn, step.Verify); left != backfillTrackRows-1500 {
-		t.Fatalf("after the kill %d rows are left, want %d", left, backfillTrackRows-1500)
-	}
-	cursor, _, rows, _ := mem.Load(ctx)
-	if rows != 1500 || len(cursor) != 1 {
-		t.Fatalf("saved cursor %v after %d rows, want one key after 1500 rows", cursor, rows)
-	}
+	for _, tc := range []struct {
+		name string
+		// stores returns the store the first run dies in and the one the
+		// second run resumes from, and the pool's DSN suffix.
+		stores func(t *testing.T, dsn string) (dies, resumes migrations.CursorStore, pool string)
+		died   func(err error) bool
+	}{
+		{
+			name: "killed in the process",
+			stores: func(t *testing.T, dsn string) (migrations.CursorStore, migrations.CursorStore, string) {
+				mem := &migrations.MemoryCursor{}
+				return &backfillRecordingStore{MemoryCursor: mem, failAt: 4}, mem, ""
+			},
+			died: func(err error) bool { return errors.Is(err, errBackfillKilled) },
+		},
+		{
+			name: "pipelined, the cursor's statement fails on the server",
+			stores: func(t *testing.T, dsn string) (migrations.CursorStore, migrations.CursorStore, string) {
+				sql := newSQLCursor(t, dsn, 4)
+				// One connection: the resumed run reuses the one the failed batch had.
+				return sql, sql, "&pool_max_conns=1"
+			},
+			died: func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "save cursor") && strings.Contains(err.Error(), "22012")
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := pgtest.NewDB(t, "chinook")
+			conn := pgtest.Conn(t, dsn)
+			step := planBackfill(t, dsn, migration)
+			dies, resumes, suffix := tc.stores(t, dsn)
+			pool := backfillPool(t, dsn+suffix)
+			_, err := migrations.Backfill(ctx, pool, step, dies, fixed)
+			if !tc.died(err) {
+				t.Fatalf("first run: err = %v, want it to die in batch 4's cursor save", err)
+			}
+			if !strings.Contains(err.Error(), "backfill public.track (batch 4") {
+				t.Errorf("error %q does not say which table and batch failed", err)
+			}
+			// The fourth batch rolled back with its cursor: three batches are in.
+			if left := backfillCount(t, conn, step.Verify); left != backfillTrackRows-1500 {
+				t.Fatalf("after the kill %d rows are left, want %d", left, backfillTrackRows-1500)
+			}
+			cursor, _, rows, err := resumes.Load(ctx)
+			if err != nil || rows != 1500 || len(cursor) != 1 {
+				t.Fatalf("saved cursor %v after %d rows (%v), want one key after 1500 rows", cursor, rows, err)
+			}
 
-	res, err := migrations.Backfill(ctx, pool, step, mem, fixed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Nothing is redone: the cursor committed with its batch.
-	if !res.Resumed || res.Batches != 5 || res.Rows != backfillTrackRows-1500 || res.Walked != backfillTrackRows || res.Remaining != 0 {
-		t.Errorf("resumed run %+v: want resumed, 5 batches, %d rows updated, %d walked, 0 remaining", res, backfillTrackRows-1500, backfillTrackRows)
-	}
-	if got := backfillChecksum(t, conn, "track", "track_id"); got != want {
-		t.Errorf("table after kill and resume differs from an uninterrupted run")
+			res, err := migrations.Backfill(ctx, pool, step, resumes, fixed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Nothing is redone: the cursor committed with its batch.
+			if !res.Resumed || res.Batches != 5 || res.Rows != backfillTrackRows-1500 || res.Walked != backfillTrackRows || res.Remaining != 0 {
+				t.Errorf("resumed run %+v: want resumed, 5 batches, %d rows updated, %d walked, 0 remaining", res, backfillTrackRows-1500, backfillTrackRows)
+			}
+			if got := backfillChecksum(t, conn, "track", "track_id"); got != want {
+				t.Errorf("table after kill and resume differs from an uninterrupted run")
+			}
+		})
 	}
 }
 
@@ -547,12 +582,26 @@ func TestBackfillRetriesLockedBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name    string
-		release bool // the lock holder commits during the first backoff
-	}{{"lock released", true}, {"lock held", false}} {
+		name      string
+		release   bool // the lock holder commits during the first backoff
+		pipelined bool // a store that saves with a statement: the batch is pipelined, on one connection
+	}{
+		{"lock released", true, false}, {"lock held", false, false},
+		{"pipelined, lock released", true, true}, {"pipelined, lock held", false, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dsn := pgtest.NewDB(t, "chinook")
+			var store migrations.CursorStore // nil: a MemoryCursor, six round trips a batch
+			var sql *sqlCursor
+			poolDSN := dsn
+			if tc.pipelined {
+				sql = newSQLCursor(t, dsn, 0)
+				store = sql
+				// One connection: the retry reuses the one the timed-out batch had.
+				poolDSN += "&pool_max_conns=1"
+			}
+			pool := backfillPool(t, poolDSN)
 			step := planBackfill(t, dsn, "ALTER TABLE track ALTER COLUMN milliseconds TYPE bigint;")
 			holder, err := pgtest.Conn(t, dsn).Begin(ctx)
 			if err != nil {
@@ -571,7 +620,7 @@ func TestBackfillRetriesLockedBatch(t *testing.T) {
 				return nil
 			}
 			var out bytes.Buffer
-			res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, nil, migrations.BackfillOptions{
+			res, err := migrations.Backfill(ctx, pool, step, store, migrations.BackfillOptions{
 				LockTimeout: 50 * time.Millisecond, Retries: 2, Sleep: sleep, Progress: &out,
 			})
 			if !strings.Contains(out.String(), "backfill public.track: batch 1 failed (") || !strings.Contains(out.String(), "(SQLSTATE 55P03)); retrying in 50ms") {
@@ -580,6 +629,11 @@ func TestBackfillRetriesLockedBatch(t *testing.T) {
 			if tc.release {
 				if err != nil || res.Remaining != 0 || res.Rows != backfillTrackRows || len(sleeps) != 1 {
 					t.Errorf("result %+v, err %v after %v backoffs: want every row filled after one retry", res, err, sleeps)
+				}
+				if sql != nil {
+					if _, _, rows, _ := sql.Load(ctx); rows != backfillTrackRows {
+						t.Errorf("the cursor's store says %d rows walked, want %d", rows, backfillTrackRows)
+					}
 				}
 				return
 			}
