@@ -47,14 +47,22 @@ type CursorStore interface {
 type guardRecorder interface{ RecordGuard(throttle.Stats) }
 
 // cursorStatement is implemented by stores that save the cursor with one
-// SQL statement in the batch's transaction (the ledger): Backfill then
-// sends the batch in two round trips instead of six (BEGIN, the mode and
-// the query for the batch's last key in one; the UPDATE, this statement and
-// COMMIT in the other). Every round trip wakes the backend, and on a small
-// machine the app's backends wait behind the backfill's bursts of CPU
-// (docs/BENCHMARKS.md), so fewer and shorter is cheaper for the app.
+// SQL statement in the batch's transaction (the ledger). Backfill then makes
+// the whole batch one statement (a WITH that finds the batch's last key,
+// fills the rows up to it and runs the store's statement) and sends it with
+// BEGIN, the mode and COMMIT in one round trip, instead of six round trips
+// and four statements. Every round trip wakes the backend and every
+// statement costs it CPU; on a small machine the app's backends wait behind
+// the backfill's bursts of CPU (docs/BENCHMARKS.md), so fewer and shorter is
+// cheaper for the app.
 type cursorStatement interface {
-	SaveStatement(cursor, upper []string, rows int64) (sql string, args []any, err error)
+	// SaveStatement returns a data-modifying statement (INSERT, UPDATE or
+	// DELETE, no RETURNING) that saves, for each row of the relation from
+	// (one row, or none when the batch found no key), the cursor key (text
+	// SQL expressions over from, one per key column), the upper bound, and
+	// walked plus keys (a bigint SQL expression over from) as the rows
+	// walked so far. Its parameters are numbered from $first.
+	SaveStatement(from string, key []string, keys string, upper []string, walked int64, first int) (sql string, args []any, err error)
 }
 
 // backfillCommitter is implemented by stores that keep the cursor outside the
@@ -266,6 +274,12 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, step phases.BackfillStep,
 	if err := b.resolveKey(ctx); err != nil {
 		return nil, err
 	}
+	// PostgreSQL refuses an UPDATE inside WITH on a table with rules for
+	// UPDATE (DO ALSO, DO INSTEAD NOTHING, conditional): such a table gets
+	// the batch as separate statements.
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = $1::regclass AND ev_type = '2')`, b.table).Scan(&b.updateRules); err != nil {
+		return nil, fmt.Errorf("backfill %s: look up rules: %w", step.Table, err)
+	}
 	b.prepareSQL()
 
 	cursor, upper, walked, err := store.Load(ctx)
@@ -383,10 +397,16 @@ type backfiller struct {
 	table string // quoted
 	key   []backfillKeyColumn
 	guard *throttle.Guard // nil: off
+	// updateRules: the table has rules for UPDATE, so a batch cannot be
+	// one statement (WITH refuses them).
+	updateRules bool
 
-	upperSQL                   string
-	nextSQL, nextFirstSQL      string // find a batch's last key: after a cursor, from the start
-	updateSQL, updateFirstSQL  string
+	upperSQL                  string
+	nextSQL, nextFirstSQL     string // find a batch's last key: after a cursor, from the start
+	updateSQL, updateFirstSQL string
+	// The whole batch as one statement, for a cursorStatement store: after
+	// a cursor, from the start.
+	one, oneFirst              oneStatement
 	verifySQL, modeSQL, lagSQL string
 }
 
@@ -531,6 +551,9 @@ func (b *backfiller) prepareSQL() {
 	b.updateSQL = update + after + " AND " + upTo(n+1) + filter
 	b.updateFirstSQL = update + upTo(1) + filter
 
+	b.one = newOneStatement(b.table, cols, after+" AND "+upTo(n+1), 2*n+1, update+after+" AND ", filter)
+	b.oneFirst = newOneStatement(b.table, cols, upTo(1), n+1, update, filter)
+
 	b.verifySQL = b.step.Verify
 	if strings.TrimSpace(b.verifySQL) == "" {
 		b.verifySQL = fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", b.table, strings.Join(differs, " OR "))
@@ -540,6 +563,55 @@ func (b *backfiller) prepareSQL() {
 		b.modeSQL += ", set_config('synchronous_commit', 'off', true)"
 	}
 	b.lagSQL = `SELECT coalesce(max(greatest(extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag))), 0)::float8 FROM pg_stat_replication`
+}
+
+// Names inside a batch's one statement: the batch's keys, its last key
+// (typed and as text) with the number of keys, and the rows filled.
+const (
+	oneBatch  = "phasekit_batch"
+	oneLast   = "phasekit_last"
+	oneKeys   = "phasekit_keys"
+	oneFilled = "phasekit_filled"
+	oneSaved  = "phasekit_saved"
+)
+
+// oneTyped and oneText name the i-th key column of oneLast, typed and as
+// text.
+func oneTyped(i int) string { return fmt.Sprintf("phasekit_key_%d", i) }
+func oneText(i int) string  { return fmt.Sprintf("phasekit_text_%d", i) }
+
+// oneStatement is a batch as one statement around the store's statement:
+// head + save + tail.
+type oneStatement struct{ head, tail string }
+
+func (o oneStatement) with(save string) string { return o.head + save + o.tail }
+
+// newOneStatement is a batch as one statement: where and limit (a
+// parameter number) pick the batch's keys in key order, update (ending in
+// WHERE or AND) fills the rows up to the last of them, and the store's
+// statement saves it; the statement returns the last key as text, the
+// number of keys and the number of rows filled, or no row when no key is
+// left. The bound of the fill is the last key itself, not its text.
+func newOneStatement(table string, cols []string, where string, limit int, update, filter string) oneStatement {
+	typed := make([]string, len(cols))
+	texts := make([]string, len(cols))
+	desc := make([]string, len(cols))
+	lastTyped := make([]string, len(cols))
+	lastTexts := make([]string, len(cols))
+	for i, c := range cols {
+		typed[i] = c + " AS " + oneTyped(i)
+		texts[i] = c + "::text AS " + oneText(i)
+		desc[i] = c + " DESC"
+		lastTyped[i] = oneLast + "." + oneTyped(i)
+		lastTexts[i] = oneLast + "." + oneText(i)
+	}
+	row := "(" + strings.Join(cols, ", ") + ")"
+	head := fmt.Sprintf("WITH %s AS (SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d),\n", oneBatch, strings.Join(cols, ", "), table, where, strings.Join(cols, ", "), limit) +
+		fmt.Sprintf("%s AS (SELECT %s, %s, count(*) OVER () AS %s FROM %s ORDER BY %s LIMIT 1),\n", oneLast, strings.Join(typed, ", "), strings.Join(texts, ", "), oneKeys, oneBatch, strings.Join(desc, ", ")) +
+		oneFilled + " AS (" + update + row + " <= (SELECT " + strings.Join(lastTyped, ", ") + " FROM " + oneLast + ")" + filter + " RETURNING 1),\n" +
+		oneSaved + " AS ("
+	tail := ")\nSELECT " + strings.Join(lastTexts, ", ") + ", " + oneLast + "." + oneKeys + ", (SELECT count(*) FROM " + oneFilled + ") FROM " + oneLast
+	return oneStatement{head, tail}
 }
 
 // upperBound returns the largest key now, or nil for an empty table.
@@ -693,8 +765,8 @@ func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *Backfill
 // batch fills the rows after cursor up to the n-th key (or upper) in one
 // transaction that also saves the new cursor.
 func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, walked int64) (br backfillBatch, err error) {
-	if cs, ok := b.store.(cursorStatement); ok {
-		return b.pipelinedBatch(ctx, cs, cursor, upper, n, walked)
+	if cs, ok := b.store.(cursorStatement); ok && !b.updateRules {
+		return b.oneBatch(ctx, cs, cursor, upper, n, walked)
 	}
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
@@ -736,12 +808,12 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 	return br, nil
 }
 
-// pipelinedBatch is batch in two round trips, for a store that saves the
-// cursor with a statement: the same statements in the same transaction,
-// pipelined (BEGIN, mode, last key; then UPDATE, cursor, COMMIT). After an
-// error PostgreSQL skips the rest of the pipeline, so the UPDATE never
-// commits without its cursor; the transaction is then rolled back.
-func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cursor, upper []string, n int, walked int64) (br backfillBatch, err error) {
+// oneBatch is batch in one round trip, for a store that saves the cursor
+// with a statement: BEGIN, the mode, the batch as one statement (last key,
+// fill, cursor) and COMMIT, pipelined. After an error PostgreSQL skips the
+// rest of the pipeline, so nothing commits; the transaction is then rolled
+// back.
+func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, upper []string, n int, walked int64) (br backfillBatch, err error) {
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return br, fmt.Errorf("begin: %w", err)
@@ -757,53 +829,58 @@ func (b *backfiller) pipelinedBatch(ctx context.Context, cs cursorStatement, cur
 		}
 	}()
 
-	q := b.batchQueries(cursor, upper, n, &br.keys)
-
-	first := &pgx.Batch{}
-	first.Queue("BEGIN")
-	first.Queue(b.modeSQL, b.modeArgs()...)
-	first.Queue(q.next, q.nextArgs...)
-	open = true
-	res := conn.SendBatch(ctx, first)
-	if _, err := execResults(res, "begin", "set backfill mode"); err != nil {
-		return br, err
+	stmt, args := b.oneFirst, []any{}
+	if cursor != nil {
+		stmt, args = b.one, backfillArgs(nil, cursor)
 	}
-	found := true
-	if err := res.QueryRow().Scan(q.dest...); errors.Is(err, pgx.ErrNoRows) {
-		found = false
-	} else if err != nil {
-		res.Close()
-		return br, fmt.Errorf("find the batch's last key: %w", err)
+	args = append(backfillArgs(args, upper), n)
+	keyText := make([]string, len(b.key))
+	for i := range keyText {
+		keyText[i] = oneLast + "." + oneText(i)
 	}
-	if err := res.Close(); err != nil {
-		return br, fmt.Errorf("find the batch's last key: %w", err)
-	}
-	if !found {
-		return backfillBatch{}, nil // the deferred ROLLBACK ends the transaction
-	}
-
 	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
 		r.RecordGuard(b.guard.Stats())
 	}
-	saveSQL, saveArgs, err := cs.SaveStatement(q.last, upper, walked+br.keys)
+	save, saveArgs, err := cs.SaveStatement(oneLast, keyText, oneLast+"."+oneKeys, upper, walked, len(args)+1)
 	if err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
-	second := &pgx.Batch{}
-	second.Queue(q.update, q.updateArgs()...)
-	second.Queue(saveSQL, saveArgs...)
-	second.Queue("COMMIT")
-	res = conn.SendBatch(ctx, second)
-	tags, err := execResults(res, "update", "save cursor", "commit")
-	if err != nil {
-		return br, err
+	br.last = make([]string, len(b.key))
+	dest := make([]any, 0, len(b.key)+2)
+	for i := range br.last {
+		dest = append(dest, &br.last[i])
+	}
+	dest = append(dest, &br.keys, &br.updated)
+
+	// Prepared on its own first (once a connection), so that a statement
+	// the server refuses says so, not "begin".
+	sql := stmt.with(save)
+	if _, err := conn.Conn().Prepare(ctx, sql, sql); err != nil {
+		return br, fmt.Errorf("prepare the batch's statement: %w", err)
+	}
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue(b.modeSQL, b.modeArgs()...)
+	batch.Queue(sql, append(args, saveArgs...)...)
+	batch.Queue("COMMIT")
+	open = true
+	res := conn.SendBatch(ctx, batch)
+	if _, err := execResults(res, "begin", "set backfill mode"); err != nil {
+		return backfillBatch{}, err
+	}
+	if err := res.QueryRow().Scan(dest...); errors.Is(err, pgx.ErrNoRows) {
+		br = backfillBatch{} // no key left; COMMIT ends the empty transaction
+	} else if err != nil {
+		res.Close()
+		return backfillBatch{}, fmt.Errorf("batch (find the last key, update, save cursor): %w", err)
+	}
+	if _, err := execResults(res, "commit"); err != nil {
+		return backfillBatch{}, err
 	}
 	if err := res.Close(); err != nil {
-		return br, fmt.Errorf("commit: %w", err)
+		return backfillBatch{}, fmt.Errorf("commit: %w", err)
 	}
 	open = false
-	br.updated = tags[0].RowsAffected()
-	br.last = q.last
 	return br, nil
 }
 

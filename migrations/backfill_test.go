@@ -223,32 +223,68 @@ func TestBackfillCompositeKey(t *testing.T) {
 		Set:   []phases.Assignment{{Column: "pair", Expr: "playlist_id || ':' || track_id", Type: "text"}},
 		Where: "pair IS DISTINCT FROM (playlist_id || ':' || track_id)",
 	}
-	store := &backfillRecordingStore{MemoryCursor: &migrations.MemoryCursor{}}
-	res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, store, migrations.BackfillOptions{MinBatch: 1000, MaxBatch: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantBatches := int((total + 999) / 1000)
-	if res.Rows != total || res.Remaining != 0 || res.Batches != wantBatches {
-		t.Errorf("result %+v: want %d rows in %d batches, 0 remaining", res, total, wantBatches)
-	}
-	// Batches of 1000 end inside playlists, so the cursor's second column matters.
-	midPlaylist := false
-	for i, s := range store.saves {
-		if len(s.cursor) != 2 {
-			t.Fatalf("save %d: cursor %v, want (playlist_id, track_id)", i, s.cursor)
-		}
-		var next int64
-		err := conn.QueryRow(ctx, `SELECT count(*) FROM playlist_track WHERE playlist_id = $1::int AND track_id > $2::int`, s.cursor[0], s.cursor[1]).Scan(&next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next > 0 && i < len(store.saves)-1 {
-			midPlaylist = true
-		}
-	}
-	if !midPlaylist {
-		t.Errorf("no batch ended inside a playlist; cursors: %+v", store.saves)
+	for _, tc := range []struct {
+		name string
+		// store returns the store and, after the run, the cursors it saved.
+		store func() (migrations.CursorStore, func() [][]string)
+	}{
+		{"six round trips a batch", func() (migrations.CursorStore, func() [][]string) {
+			rec := &backfillRecordingStore{MemoryCursor: &migrations.MemoryCursor{}}
+			return rec, func() [][]string {
+				var out [][]string
+				for _, s := range rec.saves {
+					out = append(out, s.cursor)
+				}
+				return out
+			}
+		}},
+		{"one statement a batch", func() (migrations.CursorStore, func() [][]string) {
+			sql := newSQLCursor(t, dsn, 0)
+			return sql, func() [][]string { return sql.cursors(t) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The table as the trigger leaves it for new writes, pair empty.
+			if _, err := conn.Exec(ctx, `ALTER TABLE playlist_track DISABLE TRIGGER fill_pair;
+				UPDATE playlist_track SET pair = NULL;
+				ALTER TABLE playlist_track ENABLE TRIGGER fill_pair;`); err != nil {
+				t.Fatal(err)
+			}
+			store, saved := tc.store()
+			res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, store, migrations.BackfillOptions{MinBatch: 1000, MaxBatch: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBatches := int((total + 999) / 1000)
+			if res.Rows != total || res.Remaining != 0 || res.Batches != wantBatches {
+				t.Errorf("result %+v: want %d rows in %d batches, 0 remaining", res, total, wantBatches)
+			}
+			if left := backfillCount(t, conn, "SELECT count(*) FROM playlist_track WHERE "+step.Where); left != 0 {
+				t.Errorf("%d rows left unfilled", left)
+			}
+			// Batches of 1000 end inside playlists, so the cursor's second column matters.
+			cursors := saved()
+			if len(cursors) != wantBatches {
+				t.Errorf("%d cursors saved, want one a batch (%d)", len(cursors), wantBatches)
+			}
+			midPlaylist := false
+			for i, c := range cursors {
+				if len(c) != 2 {
+					t.Fatalf("save %d: cursor %v, want (playlist_id, track_id)", i, c)
+				}
+				var next int64
+				err := conn.QueryRow(ctx, `SELECT count(*) FROM playlist_track WHERE playlist_id = $1::int AND track_id > $2::int`, c[0], c[1]).Scan(&next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next > 0 && i < len(cursors)-1 {
+					midPlaylist = true
+				}
+			}
+			if !midPlaylist {
+				t.Errorf("no batch ended inside a playlist; cursors: %v", cursors)
+			}
+		})
 	}
 }
 
@@ -362,7 +398,7 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 			died: func(err error) bool { return errors.Is(err, errBackfillKilled) },
 		},
 		{
-			name: "pipelined, the cursor's statement fails on the server",
+			name: "one statement a batch, the cursor's part fails on the server",
 			stores: func(t *testing.T, dsn string) (migrations.CursorStore, migrations.CursorStore, string) {
 				sql := newSQLCursor(t, dsn, 4)
 				// One connection: the resumed run reuses the one the failed batch had.
@@ -582,12 +618,12 @@ func TestBackfillRetriesLockedBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name      string
-		release   bool // the lock holder commits during the first backoff
-		pipelined bool // a store that saves with a statement: the batch is pipelined, on one connection
+		name         string
+		release      bool // the lock holder commits during the first backoff
+		oneStatement bool // a store that saves with a statement: each batch is one statement, on one connection
 	}{
 		{"lock released", true, false}, {"lock held", false, false},
-		{"pipelined, lock released", true, true}, {"pipelined, lock held", false, true},
+		{"one statement, lock released", true, true}, {"one statement, lock held", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -595,7 +631,7 @@ func TestBackfillRetriesLockedBatch(t *testing.T) {
 			var store migrations.CursorStore // nil: a MemoryCursor, six round trips a batch
 			var sql *sqlCursor
 			poolDSN := dsn
-			if tc.pipelined {
+			if tc.oneStatement {
 				sql = newSQLCursor(t, dsn, 0)
 				store = sql
 				// One connection: the retry reuses the one the timed-out batch had.

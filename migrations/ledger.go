@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -356,27 +357,51 @@ func (l *ledgerCursor) Load(ctx context.Context) ([]string, []string, int64, err
 }
 
 func (l *ledgerCursor) Save(ctx context.Context, tx pgx.Tx, cursor, upper []string, rows int64) error {
-	q, args, err := l.SaveStatement(cursor, upper, rows)
+	guard, err := l.guardJSON()
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, q, args...); err != nil {
+	if _, err := tx.Exec(ctx, ledgerSaveSQL("$4::text[]", "$6::bigint", "", 1), l.hash, l.idx, l.table, cursor, upper, rows, guard); err != nil {
 		return fmt.Errorf("save backfill cursor: %w", err)
 	}
 	return nil
 }
 
-// SaveStatement is Save as one statement, which Backfill pipelines with the
-// batch's UPDATE and COMMIT.
-func (l *ledgerCursor) SaveStatement(cursor, upper []string, rows int64) (string, []any, error) {
-	var guard []byte
-	if l.guard != nil {
-		var err error
-		if guard, err = json.Marshal(l.guard); err != nil {
-			return "", nil, fmt.Errorf("save backfill cursor: %w", err)
-		}
+// SaveStatement is Save reading the cursor from the batch's own statement,
+// which Backfill sends as one with BEGIN and COMMIT.
+func (l *ledgerCursor) SaveStatement(from string, key []string, keys string, upper []string, walked int64, first int) (string, []any, error) {
+	guard, err := l.guardJSON()
+	if err != nil {
+		return "", nil, err
 	}
-	return `INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard) VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+	cursor := "ARRAY[" + strings.Join(key, ", ") + "]::text[]"
+	rows := fmt.Sprintf("$%d::bigint + %s", first+4, keys)
+	return ledgerSaveSQL(cursor, rows, " FROM "+from, first), []any{l.hash, l.idx, l.table, upper, walked, guard}, nil
+}
+
+// ledgerSaveSQL upserts a backfill's cursor: hash, idx, table_name, upper
+// and guard are the parameters from $first in that order (with the cursor
+// and rows between them when those are parameters too, as in Save).
+func ledgerSaveSQL(cursor, rows, from string, first int) string {
+	p := func(i int) string { return fmt.Sprintf("$%d", first+i) }
+	upper, guard := p(3), p(5)
+	if from == "" {
+		upper, guard = p(4), p(6)
+	}
+	return fmt.Sprintf(`INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard)
+		SELECT %s::text, %s::int, %s::text, %s, %s::text[], %s, now(), %s::jsonb%s
 		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now(), guard = coalesce(EXCLUDED.guard, phasekit.backfills.guard)`,
-		[]any{l.hash, l.idx, l.table, cursor, upper, rows, guard}, nil
+		p(0), p(1), p(2), cursor, upper, rows, guard, from)
+}
+
+// guardJSON is the guard's latest state as the ledger keeps it (nil: none).
+func (l *ledgerCursor) guardJSON() ([]byte, error) {
+	if l.guard == nil {
+		return nil, nil
+	}
+	guard, err := json.Marshal(l.guard)
+	if err != nil {
+		return nil, fmt.Errorf("save backfill cursor: %w", err)
+	}
+	return guard, nil
 }
