@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "backfill:", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "machine: %s\n\n", machine())
 	for _, r := range res {
 		printReport(stdout, cfg, r)
 	}
@@ -163,4 +165,23 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "backfill targets: PASS")
 	}
 	return 0
+}
+
+// machine says what the figures ran on: the CPU model, the CPUs Go sees
+// and the kernel (these machines vary from run to run).
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel := "unknown kernel"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s", model, runtime.NumCPU(), kernel)
 }

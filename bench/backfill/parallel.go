@@ -42,7 +42,7 @@ func (b *bench) parallel(ctx context.Context, res *results, workers int) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, errs[w] = b.pacedFill(ctx, db, "big", from, to, parallelBatch, 0); errs[w] != nil {
+				if _, errs[w] = b.pacedFill(ctx, db, valNew("big"), from, to, parallelBatch, 0); errs[w] != nil {
 					cancel()
 				}
 			}()

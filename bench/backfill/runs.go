@@ -629,23 +629,8 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	conn.Close(context.Background())
 	defer b.drop(db)
 	dsn := b.l.DSN(db)
-	m, err := change.ParseSQL("migration.sql", migrationSQL)
+	dir, _, err := b.writePlan(ctx, db, name)
 	if err != nil {
-		return fmt.Errorf("parse migration: %w", err)
-	}
-	snap, err := verify.SnapshotFromDSN(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	plan, err := phases.Build(snap, m)
-	if err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
-	if plan.Phase(phases.Backfill) == nil {
-		return errors.New("plan: the type change has no backfill phase")
-	}
-	dir := filepath.Join(b.work, name+"-plan")
-	if _, err := migrations.Write(dir, plan, func(*phases.Plan) string { return "" }); err != nil {
 		return err
 	}
 	opts := migrations.BackfillOptions{TargetBatch: b.cfg.batchTarget}
@@ -710,6 +695,33 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	}
 	res.series[v.key] = append(res.series[v.key], out)
 	return nil
+}
+
+// writePlan plans the type change against db's live schema and writes the
+// plan directory, as `phasekit plan --out` would; it returns the directory
+// and the plan's backfill step.
+func (b *bench) writePlan(ctx context.Context, db, name string) (string, phases.BackfillStep, error) {
+	m, err := change.ParseSQL("migration.sql", migrationSQL)
+	if err != nil {
+		return "", phases.BackfillStep{}, fmt.Errorf("parse migration: %w", err)
+	}
+	snap, err := verify.SnapshotFromDSN(ctx, b.l.DSN(db))
+	if err != nil {
+		return "", phases.BackfillStep{}, err
+	}
+	plan, err := phases.Build(snap, m)
+	if err != nil {
+		return "", phases.BackfillStep{}, fmt.Errorf("plan: %w", err)
+	}
+	ph := plan.Phase(phases.Backfill)
+	if ph == nil || len(ph.Backfills) != 1 {
+		return "", phases.BackfillStep{}, errors.New("plan: the type change has no backfill phase with one backfill")
+	}
+	dir := filepath.Join(b.work, name+"-plan")
+	if _, err := migrations.Write(dir, plan, func(*phases.Plan) string { return "" }); err != nil {
+		return "", phases.BackfillStep{}, err
+	}
+	return dir, ph.Backfills[0], nil
 }
 
 // rewrite: ALTER TYPE in place, a table rewrite under ACCESS EXCLUSIVE, for

@@ -127,6 +127,10 @@ var sweep = []variant{
 	{key: "cpu1000", label: "CPU control: the same on an unlogged copy (no WAL)", loop: &loopSpec{batch: 1000, rate: pgrollRate, unlogged: true}},
 	{key: "loop100", label: "batch statement, 100-key batches at pgroll's rate, no phasekit", loop: &loopSpec{batch: 100, rate: pgrollRate}},
 	{key: "cpu100", label: "CPU control, 100-key batches: unlogged copy (no WAL)", loop: &loopSpec{batch: 100, rate: pgrollRate, unlogged: true}},
+	// The 100-key loop with phasekit's dual-write trigger on the table
+	// (skipped by its WHEN for the loop's rows, fired by the app's
+	// updates): what the trigger costs, apart from phasekit's batch.
+	{key: "trigger100", label: "batch statement, 100-key batches at pgroll's rate, dual-write trigger on, no phasekit", loop: &loopSpec{batch: 100, rate: pgrollRate, dualWrite: true}},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true
