@@ -366,9 +366,9 @@ func TestBackfillIdentityAndGenerated(t *testing.T) {
 // the next run starts from the saved cursor, walks only what is left, and
 // the table ends exactly as after an uninterrupted run. The run dies in
 // the fourth batch's cursor save: in the process (a store in memory), or
-// on the server after the batch's UPDATE ran in the same pipeline (a store
-// that saves with a statement: the UPDATE must roll back with it, and the
-// connection go back to the pool usable).
+// on the server in the batch's one statement (a store that saves with a
+// statement: the batch's UPDATE must roll back with it, and the connection
+// go back to the pool usable).
 func TestBackfillResumesAfterKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
