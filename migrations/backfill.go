@@ -407,6 +407,7 @@ type backfiller struct {
 	// The whole batch as one statement, for a cursorStatement store: after
 	// a cursor, from the start.
 	one, oneFirst              oneStatement
+	oneKeyText                 []string // the last key's text columns, as the store's statement reads them
 	verifySQL, modeSQL, lagSQL string
 }
 
@@ -553,6 +554,10 @@ func (b *backfiller) prepareSQL() {
 
 	b.one = newOneStatement(b.table, cols, after+" AND "+upTo(n+1), 2*n+1, update+after+" AND ", filter)
 	b.oneFirst = newOneStatement(b.table, cols, upTo(1), n+1, update, filter)
+	b.oneKeyText = make([]string, n)
+	for i := range b.oneKeyText {
+		b.oneKeyText[i] = oneLast + "." + oneText(i)
+	}
 
 	b.verifySQL = b.step.Verify
 	if strings.TrimSpace(b.verifySQL) == "" {
@@ -839,14 +844,10 @@ func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, u
 		stmt, args = b.one, backfillArgs(nil, cursor)
 	}
 	args = append(backfillArgs(args, upper), n)
-	keyText := make([]string, len(b.key))
-	for i := range keyText {
-		keyText[i] = oneLast + "." + oneText(i)
-	}
 	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
 		r.RecordGuard(b.guard.Stats())
 	}
-	save, saveArgs, err := cs.SaveStatement(oneLast, keyText, oneLast+"."+oneKeys, upper, walked, len(args)+1)
+	save, saveArgs, err := cs.SaveStatement(oneLast, b.oneKeyText, oneLast+"."+oneKeys, upper, walked, len(args)+1)
 	if err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
@@ -870,7 +871,7 @@ func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, u
 	batch.Queue("COMMIT")
 	open = true
 	res := conn.SendBatch(ctx, batch)
-	if _, err := execResults(res, "begin", "set backfill mode"); err != nil {
+	if err := execResults(res, "begin", "set backfill mode"); err != nil {
 		return backfillBatch{}, err
 	}
 	if err := res.QueryRow().Scan(dest...); errors.Is(err, pgx.ErrNoRows) {
@@ -879,7 +880,7 @@ func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, u
 		res.Close()
 		return backfillBatch{}, fmt.Errorf("batch (find the last key, update, save cursor): %w", err)
 	}
-	if _, err := execResults(res, "commit"); err != nil {
+	if err := execResults(res, "commit"); err != nil {
 		return backfillBatch{}, err
 	}
 	if err := res.Close(); err != nil {
@@ -890,20 +891,16 @@ func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, u
 }
 
 // execResults reads, in order, the results of a pipeline's first
-// statements, each named by step, and returns their command tags. On an
-// error it closes res and names the step that failed (PostgreSQL skipped
-// the statements after it).
-func execResults(res pgx.BatchResults, steps ...string) ([]pgconn.CommandTag, error) {
-	tags := make([]pgconn.CommandTag, 0, len(steps))
+// statements, each named by step. On an error it closes res and names the
+// step that failed (PostgreSQL skipped the statements after it).
+func execResults(res pgx.BatchResults, steps ...string) error {
 	for _, step := range steps {
-		tag, err := res.Exec()
-		if err != nil {
+		if _, err := res.Exec(); err != nil {
 			res.Close()
-			return nil, fmt.Errorf("%s: %w", step, err)
+			return fmt.Errorf("%s: %w", step, err)
 		}
-		tags = append(tags, tag)
 	}
-	return tags, nil
+	return nil
 }
 
 // batchQueries are one batch's statements: next finds the batch's last key

@@ -361,7 +361,7 @@ func (l *ledgerCursor) Save(ctx context.Context, tx pgx.Tx, cursor, upper []stri
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, ledgerSaveSQL("$4::text[]", "$6::bigint", "", 1), l.hash, l.idx, l.table, cursor, upper, rows, guard); err != nil {
+	if _, err := tx.Exec(ctx, ledgerSaveSQL("$6::text[]", "$7::bigint", "", 1), l.hash, l.idx, l.table, upper, guard, cursor, rows); err != nil {
 		return fmt.Errorf("save backfill cursor: %w", err)
 	}
 	return nil
@@ -375,23 +375,18 @@ func (l *ledgerCursor) SaveStatement(from string, key []string, keys string, upp
 		return "", nil, err
 	}
 	cursor := "ARRAY[" + strings.Join(key, ", ") + "]::text[]"
-	rows := fmt.Sprintf("$%d::bigint + %s", first+4, keys)
-	return ledgerSaveSQL(cursor, rows, " FROM "+from, first), []any{l.hash, l.idx, l.table, upper, walked, guard}, nil
+	rows := fmt.Sprintf("$%d::bigint + %s", first+5, keys)
+	return ledgerSaveSQL(cursor, rows, " FROM "+from, first), []any{l.hash, l.idx, l.table, upper, guard, walked}, nil
 }
 
 // ledgerSaveSQL upserts a backfill's cursor: hash, idx, table_name, upper
-// and guard are the parameters from $first in that order (with the cursor
-// and rows between them when those are parameters too, as in Save).
+// and guard are the parameters from $first in that order; cursor and rows
+// are SQL expressions (over from, or parameters after those five).
 func ledgerSaveSQL(cursor, rows, from string, first int) string {
-	p := func(i int) string { return fmt.Sprintf("$%d", first+i) }
-	upper, guard := p(3), p(5)
-	if from == "" {
-		upper, guard = p(4), p(6)
-	}
 	return fmt.Sprintf(`INSERT INTO phasekit.backfills (hash, idx, table_name, cursor, upper, rows, updated_at, guard)
-		SELECT %s::text, %s::int, %s::text, %s, %s::text[], %s, now(), %s::jsonb%s
+		SELECT $%d::text, $%d::int, $%d::text, %s, $%d::text[], %s, now(), $%d::jsonb%s
 		ON CONFLICT (hash, idx) DO UPDATE SET cursor = EXCLUDED.cursor, upper = EXCLUDED.upper, rows = EXCLUDED.rows, updated_at = now(), guard = coalesce(EXCLUDED.guard, phasekit.backfills.guard)`,
-		p(0), p(1), p(2), cursor, upper, rows, guard, from)
+		first, first+1, first+2, cursor, first+3, rows, first+4, from)
 }
 
 // guardJSON is the guard's latest state as the ledger keeps it (nil: none).
