@@ -158,6 +158,11 @@ type BackfillOptions struct {
 	// rows/s follow its p99 against the p99 measured before the backfill
 	// (package throttle). nil: no guard. MaxRowsPerSecond caps its rate.
 	Guard *throttle.Config
+	// GuardKeepsBatchTarget keeps TargetBatch under the guard, as before
+	// 2026-12-06, instead of holding batches within the guard's latency
+	// headroom (throttle.Stats.Burst). bench/backfill compares the two;
+	// the CLI never sets it.
+	GuardKeepsBatchTarget bool
 	// Probe is the guard's probe; nil is a throttle.PGProbe on a connection
 	// of its own running ProbeSQL (empty: throttle.DefaultProbeSQL).
 	Probe    throttle.Probe
@@ -737,9 +742,11 @@ func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *Backfill
 		}
 		// allowed is the rate the backfill is paced to (0: none).
 		allowed := o.MaxRowsPerSecond
+		target := o.TargetBatch
 		if b.guard != nil {
 			wait, d := b.guard.Pace(br.keys, took)
 			allowed = d.Rate
+			target = guardedTarget(target, d.Burst, o.GuardKeepsBatchTarget)
 			switch {
 			case d.Recheck:
 				st := b.guard.Stats()
@@ -758,7 +765,7 @@ func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *Backfill
 				}
 			}
 		}
-		n = backfillNextSize(n, br.keys, took, pacedTarget(o.TargetBatch, allowed, br.keys, took), o)
+		n = backfillNextSize(n, br.keys, took, pacedTarget(target, allowed, br.keys, took), o)
 		if b.guard == nil && o.MaxRowsPerSecond > 0 {
 			// Sleep until the rows walked so far fit the rate since the run
 			// started, so short sleeps and slow batches even out.
@@ -988,6 +995,22 @@ func pacedTarget(target time.Duration, allowed float64, keys int64, took time.Du
 	}
 	paced := time.Duration(float64(target) * allowed / full)
 	return max(paced, min(target, minPacedBatch))
+}
+
+// guardedTarget is the batch target under the guard: target, or the
+// guard's burst when shorter (0: no baseline yet), unless keep says to
+// keep target. A batch longer than the guard's headroom pushes its probe
+// over the limit at any rate where batches run more than a percent of the
+// time (throttle.Stats.Burst); the guard then cut the rate where shorter
+// batches would have kept it: bench/backfill at 2M rows, guard 1.5x, 5 ms
+// batches paced down to 1 ms walked 32,302 rows/s with 9 and 13
+// slowdowns, 0.5 ms batches 91,822 rows/s with none, the app's p99 0.97x
+// its baseline (docs/BENCHMARKS.md).
+func guardedTarget(target, burst time.Duration, keep bool) time.Duration {
+	if keep || burst <= 0 {
+		return target
+	}
+	return min(target, burst)
 }
 
 // backfillRetryable reports errors after which the same batch may simply run again.

@@ -50,3 +50,31 @@ func TestNextSizeFollowsPacedTarget(t *testing.T) {
 		t.Errorf("next size at the floor %d, want MinBatch 100", got)
 	}
 }
+
+// Under the guard a batch aims at the guard's burst when it is shorter
+// than the target, and the paced target shrinks from there.
+func TestGuardedTarget(t *testing.T) {
+	const ms = time.Millisecond
+	if got := guardedTarget(5*ms, 500*time.Microsecond, false); got != 500*time.Microsecond {
+		t.Errorf("guarded 5 ms target with a 0.5 ms burst: %s", got)
+	}
+	if got := guardedTarget(2*ms, 10*ms, false); got != 2*ms {
+		t.Errorf("a burst longer than the target: %s, want the target", got)
+	}
+	if got := guardedTarget(5*ms, 0, false); got != 5*ms {
+		t.Errorf("no burst yet: %s, want the target", got)
+	}
+	if got := guardedTarget(5*ms, 500*time.Microsecond, true); got != 5*ms {
+		t.Errorf("GuardKeepsBatchTarget: %s, want the target", got)
+	}
+	// 100 keys in 0.5 ms (200k rows/s) allowed 50k rows/s: paced from the
+	// burst, not from 5 ms, and then not under it (it is below the 1 ms floor).
+	target := pacedTarget(guardedTarget(5*ms, 500*time.Microsecond, false), 50_000, 100, 500*time.Microsecond)
+	if target != 500*time.Microsecond {
+		t.Errorf("paced guarded target %s, want 0.5 ms", target)
+	}
+	o := BackfillOptions{MinBatch: 100, MaxBatch: 50_000}
+	if got := backfillNextSize(1000, 1000, 5*ms, target, o); got != 100 {
+		t.Errorf("a 1,000-key batch of 5 ms under a 0.5 ms burst: next %d keys, want 100", got)
+	}
+}

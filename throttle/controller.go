@@ -185,6 +185,27 @@ type Stats struct {
 	FirstBaseline time.Duration `json:"first_baseline_p99_ms"`
 }
 
+// MinBurst is the shortest batch Burst asks for: below it a batch's
+// round trip and commit are most of its time (bench/backfill: guarded
+// 0.3 ms batches of at least 50 keys walked 65,523 rows/s where 0.5 ms
+// ones walked 91,822, neither slowed by the guard; docs/BENCHMARKS.md).
+const MinBurst = 500 * time.Microsecond
+
+// Burst is the longest a backfill batch should run under the guard: half
+// the latency the limit leaves above the baseline, and at least MinBurst
+// (0 before a baseline is measured). A batch holds a CPU while it runs, and
+// on a machine with few cores an app commit that wakes during it can wait
+// for the whole of it (docs/BENCHMARKS.md: the app's p99 grew by about the
+// length of a CPU burst beside it), so a batch longer than the headroom
+// pushes the probe over the limit at any rate where batches run more than
+// a percent of the time.
+func (s Stats) Burst() time.Duration {
+	if s.Baseline <= 0 || s.Limit <= s.Baseline {
+		return 0
+	}
+	return max(MinBurst, (s.Limit-s.Baseline)/2)
+}
+
 // MarshalJSON writes durations as milliseconds.
 func (s Stats) MarshalJSON() ([]byte, error) {
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -331,6 +352,9 @@ type Decision struct {
 	// Recheck says the quiet window measures again a baseline an earlier
 	// one raised, rather than answering slowdowns.
 	Recheck bool
+	// Burst is the longest the next batch should run (Stats.Burst; set by
+	// Guard.Pace, 0 from Decide).
+	Burst time.Duration
 }
 
 // Decide re-evaluates the rate when cfg.Every has passed since the last

@@ -551,3 +551,45 @@ func TestRecheckWithTooFewProbesIsTriedAgain(t *testing.T) {
 	}
 	untilRecheck(t, c, clk, clk.now, 5*time.Millisecond)
 }
+
+// A batch is held within half the headroom the limit leaves above the
+// baseline, never under MinBurst, and nothing is asked before a baseline.
+func TestBurstIsHalfTheHeadroom(t *testing.T) {
+	const ms = time.Millisecond
+	tests := []struct {
+		name            string
+		baseline, limit time.Duration
+		want            time.Duration
+	}{
+		{"a 4 ms baseline at 1.5x: 1 ms of the 2 ms headroom", 4 * ms, 6 * ms, ms},
+		{"a 1.1 ms baseline at 1.5x plus 200µs: the floor", 1100 * time.Microsecond, 1850 * time.Microsecond, MinBurst},
+		{"a 20 ms baseline at 2x", 20 * ms, 40 * ms, 10 * ms},
+		{"no baseline yet", 0, 200 * time.Microsecond, 0},
+	}
+	for _, tc := range tests {
+		if got := (Stats{Baseline: tc.baseline, Limit: tc.limit}).Burst(); got != tc.want {
+			t.Errorf("%s: Burst() = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// From a controller: its limit, its baseline.
+	c := NewController(Config{MaxRatio: 2, Slack: time.Millisecond}, 3*ms, time.Now())
+	if got, want := c.Stats().Burst(), 2*ms; got != want { // limit 7 ms, headroom 4 ms
+		t.Errorf("controller's burst %s, want %s", got, want)
+	}
+}
+
+// Pace hands the backfill the burst of the guard's baseline.
+func TestPaceCarriesTheBurst(t *testing.T) {
+	p := &slowProbe{}
+	p.latency.Store(int64(4 * time.Millisecond))
+	cfg := Config{Interval: 2 * time.Millisecond, BaselineFor: 100 * time.Millisecond, MinSamples: 3, Slack: time.Microsecond}
+	g, err := Start(context.Background(), p, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	st := g.Stats()
+	if _, d := g.Pace(100, time.Millisecond); d.Burst != st.Burst() || d.Burst < MinBurst {
+		t.Errorf("Pace's burst %s, want the stats' %s (baseline %s, limit %s), at least %s", d.Burst, st.Burst(), st.Baseline, st.Limit, MinBurst)
+	}
+}

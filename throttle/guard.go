@@ -116,7 +116,8 @@ func (g *Guard) loop(ctx context.Context, every time.Duration, sleep func(contex
 // Pace is called after each batch: keys rows were walked in took. It returns
 // how long to wait before the next batch, so that the rows walked fit the
 // controller's rate, plus a pause when the probe just went above the limit
-// (a longer one when it is a quiet window), and the controller's decision.
+// (a longer one when it is a quiet window), and the controller's decision
+// with the longest the next batch should run (Decision.Burst).
 func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, d Decision) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -131,6 +132,7 @@ func (g *Guard) Pace(keys int64, took time.Duration) (wait time.Duration, d Deci
 		slot := time.Duration(float64(keys) / d.Rate * float64(time.Second))
 		wait = max(0, slot-took)
 	}
+	d.Burst = g.ctrl.Stats().Burst()
 	return wait + d.Pause, d
 }
 

@@ -210,7 +210,7 @@ func printReport(w io.Writer, cfg config, r *results) {
 // printWaits tells what the app's backends waited on: the share of samples
 // (every 10 ms, one per active app backend) in each event.
 func printWaits(w io.Writer, r *results) {
-	keys := []string{"baseline", "dualwrite", defaults.key, unguarded.key, "naive"}
+	keys := []string{"baseline", "dualwrite", "probeonly", defaults.key, unguarded.key, "naive"}
 	for _, k := range repeatedSweep(r) {
 		if !slices.Contains(keys, k) {
 			keys = append(keys, k)

@@ -20,6 +20,7 @@ import (
 	"github.com/phasekit/phasekit/internal/clock"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
+	"github.com/phasekit/phasekit/throttle"
 	"github.com/phasekit/phasekit/verify"
 )
 
@@ -205,6 +206,9 @@ func runSize(ctx context.Context, cfg config, rows int64, withSweep bool, worker
 		}
 		if v.loop != nil {
 			return func(ctx context.Context, res *results) error { return b.loop(ctx, res, v) }
+		}
+		if v.probeOnly {
+			return func(ctx context.Context, res *results) error { return b.probeOnly(ctx, res, v) }
 		}
 		return func(ctx context.Context, res *results) error { return b.phasekit(ctx, res, v) }
 	}
@@ -497,6 +501,45 @@ func (b *bench) baseline(ctx context.Context, res *results) error {
 		return err
 	}
 	res.series["baseline"] = append(res.series["baseline"], out)
+	return nil
+}
+
+// probeOnly: the app on a fresh copy with the guard's probe beside it, as
+// the guard runs it (its defaults, its table), for the baseline's duration.
+func (b *bench) probeOnly(ctx context.Context, res *results, v variant) error {
+	name := fmt.Sprintf("%s%d", v.key, len(res.series[v.key])+1)
+	db := "run_" + name
+	conn, err := b.freshCopy(ctx, db)
+	if err != nil {
+		return err
+	}
+	conn.Close(context.Background())
+	defer b.drop(db)
+	cfg, err := pgx.ParseConfig(b.l.DSN(db))
+	if err != nil {
+		return err
+	}
+	var st throttle.Stats
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
+		probe, err := throttle.NewPGProbe(ctx, cfg, "")
+		if err != nil {
+			return err
+		}
+		defer probe.Close(ctx)
+		// Start measures the baseline for BaselineFor: the whole window.
+		g, err := throttle.Start(ctx, probe, throttle.Config{BaselineFor: b.cfg.duration}, nil, nil)
+		if err != nil {
+			return err
+		}
+		st = g.Stats()
+		g.Stop()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.logf("%s: probe p99 %s over the window", name, st.Baseline)
+	res.series[v.key] = append(res.series[v.key], out)
 	return nil
 }
 

@@ -30,7 +30,7 @@ func tradeoffPoints(r *results) []point {
 	add(defaults.key, "defaults (guard 1.5x)")
 	add(unguarded.key, "guard off")
 	for _, v := range sweep {
-		if !v.dualWriteOnly {
+		if !v.dualWriteOnly && !v.probeOnly {
 			add(v.key, v.label)
 		}
 	}

@@ -20,6 +20,10 @@ type variant struct {
 	// the baseline's duration with the trigger on and no backfill: what the
 	// trigger alone costs the app's writes.
 	dualWriteOnly bool
+	// probeOnly runs the guard's latency probe, at the guard's defaults,
+	// beside the app for the baseline's duration, with no migration: what
+	// the probe itself costs the app.
+	probeOnly bool
 	// opts adjusts apply's backfill options (nil: the defaults as the
 	// CLI has them).
 	opts func(*migrations.BackfillOptions)
@@ -67,6 +71,7 @@ var (
 // hour at 2M rows.)
 var sweep = []variant{
 	{key: "dualwrite", label: "dual-write trigger only, no backfill", dualWriteOnly: true},
+	{key: "probeonly", label: "the guard's latency probe only, no migration", probeOnly: true},
 	{key: "guard2", label: "guard 2x", opts: guardRatio(2)},
 	{key: "guard3", label: "guard 3x", opts: guardRatio(3)},
 	{key: "cap", label: "guard off, capped at pgroll's 86,906 rows/s", opts: func(o *migrations.BackfillOptions) {
@@ -131,6 +136,31 @@ var sweep = []variant{
 	// (skipped by its WHEN for the loop's rows, fired by the app's
 	// updates): what the trigger costs, apart from phasekit's batch.
 	{key: "trigger100", label: "batch statement, 100-key batches at pgroll's rate, dual-write trigger on, no phasekit", loop: &loopSpec{batch: 100, rate: pgrollRate, dualWrite: true}},
+	// Shorter bursts at the same rate: 50-key batches, bare and with the
+	// trigger, and phasekit capped with 0.25 ms batches (its 100-key
+	// minimum lowered to 20).
+	{key: "loop50", label: "batch statement, 50-key batches at pgroll's rate, no phasekit", loop: &loopSpec{batch: 50, rate: pgrollRate}},
+	{key: "trigger50", label: "batch statement, 50-key batches at pgroll's rate, dual-write trigger on, no phasekit", loop: &loopSpec{batch: 50, rate: pgrollRate, dualWrite: true}},
+	{key: "cap250us", label: "guard off, capped at pgroll's rate, 0.25 ms batches (20 keys at least)", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.TargetBatch = 250 * time.Microsecond
+		o.MinBatch = 20
+	}},
+	{key: "guard250us", label: "guard 1.5x, 0.25 ms batches (20 keys at least)", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.TargetBatch = 250 * time.Microsecond
+		o.MinBatch = 20
+	}},
+	{key: "guard300us", label: "guard 1.5x, 0.3 ms batches (50 keys at least)", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.TargetBatch = 300 * time.Microsecond
+		o.MinBatch = 50
+	}},
+	{key: "guardtarget", label: "guard 1.5x, batches kept at the 5 ms target (before 2026-12-06)", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.GuardKeepsBatchTarget = true
+	}},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true

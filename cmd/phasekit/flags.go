@@ -72,7 +72,7 @@ func backfillFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-replication-lag", Usage: "pause the backfill while a replica lags more than this (0: do not check)"},
 		&cli.BoolFlag{Name: "sync-batches", Usage: "commit each backfill batch with the server's synchronous_commit (default: off for the batch's own transaction, which commits its cursor too, so a server crash loses a few batches and their cursor together and the next run redoes them; docs/execution.md)"},
 		&cli.StringFlag{Name: "wal-compression", Usage: "set wal_compression (pglz, lz4, zstd) for the backfill's own transactions: their full-page images shrink, and with them the WAL every app commit waits behind; needs superuser or GRANT SET ON PARAMETER wal_compression (refused: the server's setting, with a line saying so)"},
-		&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this)"},
+		&cli.DurationFlag{Name: "batch-target", Value: migrations.DefaultBatchTarget, Usage: "backfill batch size adapts to take about this long (an app write to a row in the batch waits up to this); under the latency guard, no longer than half the latency its limit leaves above its baseline (at least 0.5ms)"},
 	}
 }
 
