@@ -1002,10 +1002,10 @@ func pacedTarget(target time.Duration, allowed float64, keys int64, took time.Du
 // keep target. A batch longer than the guard's headroom pushes its probe
 // over the limit at any rate where batches run more than a percent of the
 // time (throttle.Stats.Burst); the guard then cut the rate where shorter
-// batches would have kept it: bench/backfill at 2M rows, guard 1.5x, 5 ms
-// batches paced down to 1 ms walked 32,302 rows/s with 9 and 13
-// slowdowns, 0.5 ms batches 91,822 rows/s with none, the app's p99 0.97x
-// its baseline (docs/BENCHMARKS.md).
+// batches would have kept it: bench/backfill at 2M rows, guard 1.5x,
+// medians of 3 in one run, 67,017 rows/s held this way against 14,732
+// with 5 ms batches paced down to 1 ms, the app's p99 1.43x and 1.30x its
+// baseline (docs/BENCHMARKS.md).
 func guardedTarget(target, burst time.Duration, keep bool) time.Duration {
 	if keep || burst <= 0 {
 		return target
