@@ -161,6 +161,10 @@ var sweep = []variant{
 		cliDefaults(o)
 		o.GuardKeepsBatchTarget = true
 	}},
+	{key: "guardwin5", label: "guard 1.5x, p99 over 5 s windows", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.Guard.Window = 5 * time.Second
+	}},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true
