@@ -163,3 +163,57 @@ func TestGuardSlowsDownWhenTheProbeSlows(t *testing.T) {
 		t.Errorf("%d probe rows left behind", n)
 	}
 }
+
+// steadyProbe takes the same time on every run: a baseline of about d, and
+// a probe that never goes above the limit.
+type steadyProbe struct{ d time.Duration }
+
+func (p steadyProbe) Run(ctx context.Context) error {
+	select {
+	case <-time.After(p.d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestGuardHoldsBatchesWithinItsHeadroom: under the guard a batch aims at
+// half the latency headroom (a 3 ms probe at 1.5x plus 200µs: about 0.85
+// ms), not at the 5 ms batch target, so the same rows take several times
+// as many batches as with the target kept. The rate is not what differs:
+// the probe never goes above the limit and the cap is far above what the
+// backfill walks.
+func TestGuardHoldsBatchesWithinItsHeadroom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "")
+	conn := pgtest.Conn(t, dsn)
+	batches := map[bool]int{}
+	for _, keep := range []bool{true, false} {
+		table := map[bool]string{true: "kept", false: "held"}[keep]
+		if _, err := conn.Exec(ctx, `CREATE TABLE `+table+` (id bigint PRIMARY KEY, val int NOT NULL);
+			INSERT INTO `+table+` SELECT i, i % 1000 FROM generate_series(1, 100000) i; ANALYZE `+table); err != nil {
+			t.Fatal(err)
+		}
+		step := planBackfill(t, dsn, "ALTER TABLE "+table+" ALTER COLUMN val TYPE bigint;")
+		cfg := &throttle.Config{Interval: 2 * time.Millisecond, BaselineFor: 300 * time.Millisecond, MinSamples: 30,
+			InitialRate: 10_000_000, MaxRate: 10_000_000}
+		res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, &migrations.MemoryCursor{}, migrations.BackfillOptions{
+			Guard: cfg, GuardFromRows: -1, Probe: steadyProbe{3 * time.Millisecond}, GuardKeepsBatchTarget: keep,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Remaining != 0 || res.Walked != 100000 {
+			t.Fatalf("keep %v: result %+v: want 100000 rows walked, 0 remaining", keep, res)
+		}
+		if burst := res.Guard.Burst(); burst < throttle.MinBurst || burst > 2*time.Millisecond {
+			t.Fatalf("keep %v: the guard's burst is %s (baseline %s, limit %s): want about 0.85 ms", keep, burst, res.Guard.Baseline, res.Guard.Limit)
+		}
+		batches[keep] = res.Batches
+	}
+	t.Logf("100,000 rows: %d batches held within the guard's headroom, %d at the 5 ms target", batches[false], batches[true])
+	if batches[false] < 2*batches[true] {
+		t.Errorf("held within the headroom the backfill ran %d batches, at the 5 ms target %d: want at least twice as many", batches[false], batches[true])
+	}
+}
