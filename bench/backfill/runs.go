@@ -488,15 +488,7 @@ func loadAverage() string {
 
 // baseline: the app alone.
 func (b *bench) baseline(ctx context.Context, res *results) error {
-	name := fmt.Sprintf("baseline%d", len(res.series["baseline"])+1)
-	db := "run_" + name
-	conn, err := b.freshCopy(ctx, db)
-	if err != nil {
-		return err
-	}
-	conn.Close(context.Background())
-	defer b.drop(db)
-	out, err := b.during(ctx, name, db, func(ctx context.Context) error { return clock.Sleep(ctx, b.cfg.duration) })
+	out, _, err := b.besideApp(ctx, res, "baseline", func(ctx context.Context, _, _ string) error { return clock.Sleep(ctx, b.cfg.duration) })
 	if err != nil {
 		return err
 	}
@@ -504,23 +496,31 @@ func (b *bench) baseline(ctx context.Context, res *results) error {
 	return nil
 }
 
-// probeOnly: the app on a fresh copy with the guard's probe beside it, as
-// the guard runs it (its defaults, its table), for the baseline's duration.
-func (b *bench) probeOnly(ctx context.Context, res *results, v variant) error {
-	name := fmt.Sprintf("%s%d", v.key, len(res.series[v.key])+1)
+// besideApp runs work, and no migration, while the app runs on a fresh
+// copy of big; it returns the app's figures and the run's name (key and
+// its number in key's series; the copy is "run_" and the name).
+func (b *bench) besideApp(ctx context.Context, res *results, key string, work func(ctx context.Context, name, db string) error) (outcome, string, error) {
+	name := fmt.Sprintf("%s%d", key, len(res.series[key])+1)
 	db := "run_" + name
 	conn, err := b.freshCopy(ctx, db)
 	if err != nil {
-		return err
+		return outcome{}, name, err
 	}
 	conn.Close(context.Background())
 	defer b.drop(db)
-	cfg, err := pgx.ParseConfig(b.l.DSN(db))
-	if err != nil {
-		return err
-	}
+	out, err := b.during(ctx, name, db, func(ctx context.Context) error { return work(ctx, name, db) })
+	return out, name, err
+}
+
+// probeOnly: the app on a fresh copy with the guard's probe beside it, as
+// the guard runs it (its defaults, its table), for the baseline's duration.
+func (b *bench) probeOnly(ctx context.Context, res *results, v variant) error {
 	var st throttle.Stats
-	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
+	out, name, err := b.besideApp(ctx, res, v.key, func(ctx context.Context, _, db string) error {
+		cfg, err := pgx.ParseConfig(b.l.DSN(db))
+		if err != nil {
+			return err
+		}
 		probe, err := throttle.NewPGProbe(ctx, cfg, "")
 		if err != nil {
 			return err
@@ -561,24 +561,21 @@ func (b *bench) controlFor(ctx context.Context, res *results, of, key string) er
 		return fmt.Errorf("the I/O control needs a %s run first", labelOf(of))
 	}
 	pk := runs[len(runs)-1]
-	name := fmt.Sprintf("%s%d", key, len(res.series[key])+1)
-	db := "run_" + name
-	conn, err := b.freshCopy(ctx, db)
-	if err != nil {
-		return err
-	}
-	conn.Close(context.Background())
-	defer b.drop(db)
 	every := b.cfg.batchTarget
 	if every <= 0 {
 		every = migrations.DefaultBatchTarget
 	}
-	file := filepath.Join(b.work, name+".dat")
+	var file string
 	// The file goes after the app's window: deleting a few GB is itself a
 	// burst of I/O on a file system mounted with discard.
-	defer os.Remove(file)
+	defer func() {
+		if file != "" {
+			os.Remove(file)
+		}
+	}()
 	var written int64
-	out, err := b.during(ctx, name, db, func(ctx context.Context) error {
+	out, name, err := b.besideApp(ctx, res, key, func(ctx context.Context, name, _ string) error {
+		file = filepath.Join(b.work, name+".dat")
 		var err error
 		written, err = writeLikeWAL(ctx, file, pk.walRate(), every, pk.window)
 		return err
