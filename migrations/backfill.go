@@ -690,6 +690,17 @@ type backfillBatch struct {
 	updated int64
 }
 
+// lastKeyDest makes br.last n columns long and returns the scan targets of
+// a row that holds them, then extra.
+func (br *backfillBatch) lastKeyDest(n int, extra ...any) []any {
+	br.last = make([]string, n)
+	dest := make([]any, 0, n+len(extra))
+	for i := range br.last {
+		dest = append(dest, &br.last[i])
+	}
+	return append(dest, extra...)
+}
+
 // run walks the batches from cursor (nil: the start) up to upper.
 func (b *backfiller) run(ctx context.Context, p *backfillProgress, res *BackfillResult, cursor, upper []string) error {
 	o := b.opts
@@ -798,25 +809,27 @@ func (b *backfiller) batch(ctx context.Context, cursor, upper []string, n int, w
 		return br, fmt.Errorf("set backfill mode: %w", err)
 	}
 
-	q := b.batchQueries(cursor, upper, n, &br.keys)
-	err = tx.QueryRow(ctx, q.next, q.nextArgs...).Scan(q.dest...)
+	next, update, lower := b.nextFirstSQL, b.updateFirstSQL, []any(nil)
+	if cursor != nil {
+		next, update, lower = b.nextSQL, b.updateSQL, backfillArgs(nil, cursor)
+	}
+	err = tx.QueryRow(ctx, next, append(backfillArgs(slices.Clone(lower), upper), n)...).Scan(br.lastKeyDest(len(b.key), &br.keys)...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return br, tx.Rollback(ctx)
+		return backfillBatch{}, tx.Rollback(ctx)
 	}
 	if err != nil {
 		return br, fmt.Errorf("find the batch's last key: %w", err)
 	}
 
-	tag, err := tx.Exec(ctx, q.update, q.updateArgs()...)
+	tag, err := tx.Exec(ctx, update, backfillArgs(lower, br.last)...)
 	if err != nil {
 		return br, fmt.Errorf("update: %w", err)
 	}
 	br.updated = tag.RowsAffected()
-	br.last = q.last
 	if r, ok := b.store.(guardRecorder); ok && b.guard != nil {
 		r.RecordGuard(b.guard.Stats())
 	}
-	if err := b.store.Save(ctx, tx, q.last, upper, walked+br.keys); err != nil {
+	if err := b.store.Save(ctx, tx, br.last, upper, walked+br.keys); err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -858,12 +871,7 @@ func (b *backfiller) oneBatch(ctx context.Context, cs cursorStatement, cursor, u
 	if err != nil {
 		return br, fmt.Errorf("save cursor: %w", err)
 	}
-	br.last = make([]string, len(b.key))
-	dest := make([]any, 0, len(b.key)+2)
-	for i := range br.last {
-		dest = append(dest, &br.last[i])
-	}
-	dest = append(dest, &br.keys, &br.updated)
+	dest := br.lastKeyDest(len(b.key), &br.keys, &br.updated)
 
 	// Prepared on its own first (once a connection), so that a statement
 	// the server refuses says so, not "begin".
@@ -908,36 +916,6 @@ func execResults(res pgx.BatchResults, steps ...string) error {
 		}
 	}
 	return nil
-}
-
-// batchQueries are one batch's statements: next finds the batch's last key
-// (scanned into last) and the number of keys (into *keys); update fills
-// the rows after the cursor up to last.
-type batchQueries struct {
-	next, update string
-	nextArgs     []any
-	lower        []any
-	last         []string
-	dest         []any
-}
-
-func (q batchQueries) updateArgs() []any { return backfillArgs(slices.Clone(q.lower), q.last) }
-
-// batchQueries picks the statements for a batch after cursor (nil: from
-// the start) of at most n keys up to upper.
-func (b *backfiller) batchQueries(cursor, upper []string, n int, keys *int64) batchQueries {
-	q := batchQueries{next: b.nextFirstSQL, update: b.updateFirstSQL}
-	if cursor != nil {
-		q.next, q.update = b.nextSQL, b.updateSQL
-		q.lower = backfillArgs(nil, cursor)
-	}
-	q.nextArgs = append(backfillArgs(slices.Clone(q.lower), upper), n)
-	q.last = make([]string, len(b.key))
-	for i := range q.last {
-		q.dest = append(q.dest, &q.last[i])
-	}
-	q.dest = append(q.dest, keys)
-	return q
 }
 
 // modeArgs are the arguments of modeSQL.
