@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/migrations"
@@ -22,15 +21,7 @@ import (
 )
 
 // backfillPool connects a pool to dsn and closes it when the test ends.
-func backfillPool(t testing.TB, dsn string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		t.Fatalf("connect pool: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
+var backfillPool = migrations.BackfillPool
 
 // planBackfill plans migration against the database, runs its expand and
 // dual-write phases, and returns its one backfill step: the step and trigger

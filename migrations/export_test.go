@@ -6,3 +6,6 @@ type CursorStatement = cursorStatement
 
 // LedgerCursorStatement is the ledger's store, for the same check.
 var LedgerCursorStatement CursorStatement = (*ledgerCursor)(nil)
+
+// BackfillPool connects a pool to dsn and closes it when the test ends.
+var BackfillPool = backfillPool

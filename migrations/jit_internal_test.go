@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
@@ -26,11 +24,7 @@ func TestBatchStatementIsNotCompiled(t *testing.T) {
 		CREATE TABLE j_cursor (cursor text[], keys bigint)`); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, dsn+"&jit=on&jit_above_cost=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := backfillPool(t, dsn+"&jit=on&jit_above_cost=0")
 	b := &backfiller{pool: pool, table: backfillQuoteTable("public.j"), key: []backfillKeyColumn{{"id", "bigint"}},
 		step: phases.BackfillStep{Table: "public.j", Set: []phases.Assignment{{Column: "b", Expr: "a::bigint", Type: "bigint"}}, Where: "b IS DISTINCT FROM a::bigint"}}
 	b.prepareSQL()

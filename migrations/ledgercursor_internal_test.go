@@ -5,8 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
@@ -33,11 +31,7 @@ func TestLedgerCursorBothPaths(t *testing.T) {
 		INSERT INTO ruled SELECT g, g * 2 FROM generate_series(1, 2500) g;`); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := backfillPool(t, dsn)
 	for i, table := range []string{"public.plain", "public.ruled"} {
 		step := phases.BackfillStep{Table: table, Set: []phases.Assignment{{Column: "b", Expr: "a::bigint", Type: "bigint"}}, Where: "b IS DISTINCT FROM a::bigint"}
 		store := &ledgerCursor{conn: conn, hash: "h", idx: i, table: table}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
@@ -28,11 +26,7 @@ func TestVacuumNoteSeesAVacuumOfTheTable(t *testing.T) {
 		INSERT INTO other SELECT i, md5(i::text) FROM generate_series(1, 50000) i`); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := backfillPool(t, dsn)
 	b := &backfiller{pool: pool, step: phases.BackfillStep{Table: "public.v"}, table: backfillQuoteTable("public.v")}
 	if got := b.vacuumNote(ctx); got != "" {
 		t.Fatalf("no VACUUM running: got %q", got)
