@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -591,5 +592,108 @@ func TestPaceCarriesTheBurst(t *testing.T) {
 	st := g.Stats()
 	if _, d := g.Pace(100, time.Millisecond); d.Burst != st.Burst() || d.Burst < MinBurst {
 		t.Errorf("Pace's burst %s, want the stats' %s (baseline %s, limit %s), at least %s", d.Burst, st.Burst(), st.Baseline, st.Limit, MinBurst)
+	}
+}
+
+func TestBinomialTail(t *testing.T) {
+	for _, c := range []struct {
+		n, k int
+		p    float64
+		want float64
+	}{
+		{100, 0, 0.01, 1},
+		{100, 101, 0.01, 0},
+		{1, 1, 0.01, 0.01},
+		{2, 1, 0.5, 0.75},
+		{10, 5, 0.5, 0.623046875}, // 638/1024
+		{100, 3, 0.01, 0.0794},    // 1 - 0.99^100 - 100·0.01·0.99^99 - 4950·0.0001·0.99^98
+		{200, 2, 0.01, 0.5954},
+	} {
+		if got := BinomialTail(c.n, c.k, c.p); math.Abs(got-c.want) > 5e-5 {
+			t.Errorf("BinomialTail(%d, %d, %g) = %.5f, want %.5f", c.n, c.k, c.p, got, c.want)
+		}
+	}
+}
+
+// TestAboveQuantileThresholds: at the default chance, how many probes of a
+// window must be above the limit for its p99 to count as above it.
+func TestAboveQuantileThresholds(t *testing.T) {
+	limit := 3 * time.Millisecond
+	window := func(n, slow int) []time.Duration {
+		lat := make([]time.Duration, n)
+		for i := range lat {
+			lat[i] = 2 * time.Millisecond
+			if spread(i, n, slow) {
+				lat[i] = 4 * time.Millisecond
+			}
+		}
+		return lat
+	}
+	for _, c := range []struct{ n, first int }{{100, 3}, {200, 5}, {500, 9}} {
+		if AboveQuantile(window(c.n, c.first-1), limit, 10*time.Millisecond, 0.99, 0.1) {
+			t.Errorf("%d of %d probes above the limit: counted as a p99 above it", c.first-1, c.n)
+		}
+		if !AboveQuantile(window(c.n, c.first), limit, 10*time.Millisecond, 0.99, 0.1) {
+			t.Errorf("%d of %d probes above the limit: not counted as a p99 above it", c.first, c.n)
+		}
+	}
+	if AboveQuantile(window(10, 0), limit, 10*time.Millisecond, 0.99, 0.1) {
+		t.Error("no probe above the limit: counted as a p99 above it")
+	}
+}
+
+// spread says whether the i-th of n probes is one of k spread evenly.
+func spread(i, n, k int) bool {
+	if k <= 0 {
+		return false
+	}
+	stride := n / k
+	return i%stride == 0 && i/stride < k
+}
+
+// feedSome gives the controller n probes one every 10ms, of which slow
+// (spread evenly) take lat and the others 2ms, then asks it to decide.
+func feedSome(c *Controller, clk *fakeTime, n, slow int, lat time.Duration) Decision {
+	for i := 0; i < n; i++ {
+		l := 2 * time.Millisecond
+		if spread(i, n, slow) {
+			l = lat
+		}
+		c.Observe(Sample{At: clk.advance(10 * time.Millisecond), Latency: l})
+	}
+	return c.Decide(clk.now, 0)
+}
+
+// TestFourSlowProbesInAWindowDoNotCutWithChance: a window of 200 probes
+// with four above the limit is what a p99 at the limit gives one time in
+// seven; with Chance set the guard cuts only when the window has more slow
+// probes than chance explains. With the plain p99 (the default), three are
+// enough to cut.
+func TestFourSlowProbesInAWindowDoNotCutWithChance(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		clk := &fakeTime{now: time.Unix(0, 0)}
+		cfg := testConfig()
+		cfg.MinSamples = 100
+		if !plain {
+			cfg.Chance = 0.1
+		}
+		c := NewController(cfg, 2*time.Millisecond, clk.now) // limit 3ms + 1µs
+		feedSome(c, clk, 200, 0, 0)
+		// Four of the next 200 are slow (25 a decision, as the guard
+		// decides every 250ms): the window of the last decision holds them.
+		var d Decision
+		for i := 0; i < 8 && d.Pause == 0; i++ {
+			d = feedSome(c, clk, 25, map[bool]int{true: 1}[i >= 4], 9*time.Millisecond)
+		}
+		if cut := d.Pause != 0; cut != plain {
+			t.Fatalf("plain p99 %v: four slow probes in 200: cut %v (%+v)", plain, cut, d)
+		}
+		if plain {
+			continue
+		}
+		// A fifth in the window: more than chance explains; cut.
+		if d = feedSome(c, clk, 25, 1, 9*time.Millisecond); d.Pause == 0 {
+			t.Fatalf("five slow probes in 200: no cut (%+v)", d)
+		}
 	}
 }

@@ -119,6 +119,12 @@ var sweep = []variant{
 		o.MaxRowsPerSecond = pgrollRate
 		o.TargetBatch = 500 * time.Microsecond
 	}},
+	{key: "cap500ussync", label: "guard off, capped at pgroll's rate, 0.5 ms batches, --sync-batches", opts: func(o *migrations.BackfillOptions) {
+		noGuard(o)
+		o.MaxRowsPerSecond = pgrollRate
+		o.TargetBatch = 500 * time.Microsecond
+		o.AsyncCommit = false
+	}},
 	{key: "guard500us", label: "guard 1.5x, 0.5 ms batches", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.TargetBatch = 500 * time.Microsecond
@@ -164,6 +170,10 @@ var sweep = []variant{
 	{key: "guardwin5", label: "guard 1.5x, p99 over 5 s windows", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.Window = 5 * time.Second
+	}},
+	{key: "guardchance", label: "guard 1.5x, a binomial test of the window's probes against the limit (Chance 0.1)", opts: func(o *migrations.BackfillOptions) {
+		cliDefaults(o)
+		o.Guard.Chance = 0.1
 	}},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
