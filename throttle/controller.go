@@ -96,9 +96,9 @@ type Config struct {
 	// real p99 at the limit it is above the limit in a third of the
 	// windows: the plain comparison cuts the rate on noise. The test was
 	// tried as the default on 2026-12-06 and left off (docs/BENCHMARKS.md):
-	// the backfill went 3.7x as fast but the app's p99 went from 1.8x to
-	// 2.8x its baseline, because the probe's high samples that the plain
-	// p99 acted on were the app's tail too. It is there to compare the two
+	// the backfill went 2.6-3.7x as fast, and the app's p99 was 1.52-2.83x
+	// its baseline against 1.46-1.84x: the probe's slow samples the plain
+	// p99 acts on were the app's tail too. It is there to compare the two
 	// in bench/backfill; the CLI never sets it.
 	Chance float64
 	// Confirm is how many decisions in a row must find the probe above the
