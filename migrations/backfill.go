@@ -384,7 +384,15 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	b.guard = g
 	p.guard = g.Stats
 	st := g.Stats()
-	p.logf("guard: the probe's p99 alone is %s; holding it under %s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond))
+	of := ""
+	if cfg.AppP99 > 0 {
+		r := cfg.MaxRatio
+		if r <= 0 {
+			r = throttle.DefaultMaxRatio
+		}
+		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, --app-p99)", r-1, cfg.AppP99)
+	}
+	p.logf("guard: the probe's p99 alone is %s; holding it under %s%s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), of)
 	return func() { g.Stop(); closeProbe() }, nil
 }
 

@@ -39,6 +39,19 @@ func TestLimitIsRatioOfBaselinePlusSlack(t *testing.T) {
 	}
 }
 
+// TestLimitWithAppP99: given the app's p99, the ratio's headroom is of it,
+// above the probe's own baseline; a quiet window's new baseline keeps it.
+func TestLimitWithAppP99(t *testing.T) {
+	c := NewController(Config{MaxRatio: 1.5, Slack: 200 * time.Microsecond, AppP99: 2 * time.Millisecond}, 900*time.Microsecond, time.Now())
+	if got, want := c.Limit(), 2100*time.Microsecond; got != want { // 0.9 + 0.5·2 + 0.2
+		t.Errorf("limit %s, want %s", got, want)
+	}
+	c.setBaseline(1500 * time.Microsecond)
+	if got, want := c.Limit(), 2700*time.Microsecond; got != want {
+		t.Errorf("limit after a new baseline %s, want %s", got, want)
+	}
+}
+
 func TestSlowStartThenAIMD(t *testing.T) {
 	clk := &fakeTime{now: time.Unix(0, 0)}
 	c := NewController(testConfig(), 2*time.Millisecond, clk.now) // limit 3ms + 1µs

@@ -677,6 +677,9 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	if v.opts != nil {
 		v.opts(&opts)
 	}
+	if base := res.series["baseline"]; v.appP99 && opts.Guard != nil && len(base) > 0 {
+		opts.Guard.AppP99 = base[len(base)-1].app.P99
+	}
 	until := phases.Backfill
 	if v.dualWriteOnly {
 		until = phases.DualWrite

@@ -31,6 +31,10 @@ type variant struct {
 	// backfill: no migration, the WAL rate of the last run of that
 	// variant written to a file beside the cluster's data while the app runs.
 	controlOf string
+	// appP99, with the guard on, gives it the app's p99 (--app-p99): that
+	// of the latest baseline run, as an operator would read it off the
+	// app's monitoring.
+	appP99 bool
 	// loop, when set, runs the batch statement in a plain paced loop
 	// instead of phasekit (loop.go).
 	loop *loopSpec
@@ -175,6 +179,7 @@ var sweep = []variant{
 		cliDefaults(o)
 		o.Guard.Chance = 0.1
 	}},
+	{key: "guardapp", label: "guard 1.5x, given the app's p99 (--app-p99: the latest baseline's)", opts: cliDefaults, appP99: true},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true

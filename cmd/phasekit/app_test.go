@@ -7,7 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/throttle"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
 
@@ -276,6 +281,7 @@ func TestBackfillFlagsChecked(t *testing.T) {
 		{[]string{"--max-latency-ratio", "-1"}, "--max-latency-ratio -1"},
 		{[]string{"--probe-interval", "0s"}, "--probe-interval 0s: must be positive"},
 		{[]string{"--probe-baseline", "1ms"}, "--probe-baseline 1ms: must be at least one --probe-interval"},
+		{[]string{"--app-p99", "-2ms"}, "--app-p99 -2ms: must not be negative"},
 		{[]string{"--wal-compression", "gzip"}, `--wal-compression "gzip": give pglz, lz4, zstd or off`},
 	} {
 		before := tableCount(t, dsn)
@@ -287,5 +293,34 @@ func TestBackfillFlagsChecked(t *testing.T) {
 		if after := tableCount(t, dsn); after != before {
 			t.Errorf("%v: %d tables before, %d after", tc.args, before, after)
 		}
+	}
+}
+
+// TestBackfillFlagsReachTheGuard: the guard's flags end up in its
+// configuration (--app-p99 included); --max-latency-ratio 0 leaves none.
+func TestBackfillFlagsReachTheGuard(t *testing.T) {
+	t.Parallel()
+	read := func(args ...string) migrations.BackfillOptions {
+		t.Helper()
+		var got migrations.BackfillOptions
+		app := &cli.App{Flags: backfillFlags(), Action: func(c *cli.Context) error {
+			var err error
+			got, err = backfillOptions(c, nil)
+			return err
+		}}
+		if err := app.Run(append([]string{"phasekit"}, args...)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return got
+	}
+	o := read("--app-p99", "3ms", "--max-latency-ratio", "2", "--probe-baseline", "2s")
+	if o.Guard == nil || o.Guard.AppP99 != 3*time.Millisecond || o.Guard.MaxRatio != 2 || o.Guard.BaselineFor != 2*time.Second {
+		t.Errorf("guard %+v, want app p99 3ms, ratio 2, baseline 2s", o.Guard)
+	}
+	if o := read(); o.Guard == nil || o.Guard.AppP99 != 0 || o.Guard.MaxRatio != throttle.DefaultMaxRatio {
+		t.Errorf("defaults: guard %+v, want the default ratio and no app p99", o.Guard)
+	}
+	if o := read("--max-latency-ratio", "0", "--app-p99", "3ms"); o.Guard != nil {
+		t.Errorf("guard off: %+v", o.Guard)
 	}
 }

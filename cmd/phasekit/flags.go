@@ -65,6 +65,7 @@ func writeJSON(w io.Writer, v any) error {
 func backfillFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "max-latency-ratio", Value: throttle.DefaultMaxRatio, Usage: "latency guard: keep the p99 of a probe (a tiny committed write, every --probe-interval) within this multiple of its p99 before the backfill, slowing the backfill down as needed (0: no guard; docs/execution.md)"},
+		&cli.DurationFlag{Name: "app-p99", Usage: "latency guard: the application's own p99 latency, as its monitoring sees it; the probe may then rise above its baseline by (--max-latency-ratio - 1) times this, instead of times its own baseline (a probe faster than the app makes the ratio stricter than the app's; docs/execution.md)"},
 		&cli.DurationFlag{Name: "probe-interval", Value: throttle.DefaultInterval, Usage: "latency guard: time between two probes"},
 		&cli.DurationFlag{Name: "probe-baseline", Value: throttle.DefaultBaselineFor, Usage: "latency guard: how long the probe runs alone before the backfill starts"},
 		&cli.StringFlag{Name: "probe-sql", Usage: "latency guard: the statement to time instead of the default write to phasekit.latency_probe (e.g. one of the application's own queries)"},
@@ -87,6 +88,8 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-interval %s: must be positive", c.Duration("probe-interval")))
 	case !slices.Contains([]string{"", "off", "pglz", "lz4", "zstd"}, c.String("wal-compression")):
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--wal-compression %q: give pglz, lz4, zstd or off", c.String("wal-compression")))
+	case c.Duration("app-p99") < 0:
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-p99 %s: must not be negative", c.Duration("app-p99")))
 	case c.Duration("probe-baseline") < c.Duration("probe-interval"):
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-baseline %s: must be at least one --probe-interval (%s)", c.Duration("probe-baseline"), c.Duration("probe-interval")))
 	}
@@ -99,7 +102,7 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		o.Progress, o.TTY = progress, isTerminal(progress)
 	}
 	if r > 0 {
-		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline")}
+		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline"), AppP99: c.Duration("app-p99")}
 	}
 	return o, nil
 }
