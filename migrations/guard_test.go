@@ -217,3 +217,37 @@ func TestGuardHoldsBatchesWithinItsHeadroom(t *testing.T) {
 		t.Errorf("held within the headroom the backfill ran %d batches, at the 5 ms target %d: want at least twice as many", batches[false], batches[true])
 	}
 }
+
+// TestGuardTakesTheAppsP99: given the app's p99 (--app-p99), the guard's
+// limit is its baseline plus the ratio's share of that p99, and the
+// progress says so.
+func TestGuardTakesTheAppsP99(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t, "")
+	conn := pgtest.Conn(t, dsn)
+	if _, err := conn.Exec(ctx, `CREATE TABLE small (id bigint PRIMARY KEY, val int NOT NULL);
+		INSERT INTO small SELECT i, i % 1000 FROM generate_series(1, 2000) i; ANALYZE small`); err != nil {
+		t.Fatal(err)
+	}
+	step := planBackfill(t, dsn, "ALTER TABLE small ALTER COLUMN val TYPE bigint;")
+	var progress strings.Builder
+	cfg := &throttle.Config{MaxRatio: 1.5, Slack: 100 * time.Microsecond, AppP99: 10 * time.Millisecond,
+		Interval: 2 * time.Millisecond, BaselineFor: 300 * time.Millisecond, MinSamples: 30}
+	res, err := migrations.Backfill(ctx, backfillPool(t, dsn), step, &migrations.MemoryCursor{}, migrations.BackfillOptions{
+		Guard: cfg, GuardFromRows: -1, Probe: steadyProbe{3 * time.Millisecond}, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Guard == nil {
+		t.Fatal("no guard in the result")
+	}
+	// 0.5 × 10 ms + 0.1 ms above the baseline, whatever the baseline.
+	if got, want := res.Guard.Limit-res.Guard.Baseline, 5100*time.Microsecond; got != want {
+		t.Errorf("limit %s over a baseline of %s: %s above it, want %s", res.Guard.Limit, res.Guard.Baseline, got, want)
+	}
+	if want := "(its baseline plus 0.5 times the app's p99 of 10ms, --app-p99)"; !strings.Contains(progress.String(), want) {
+		t.Errorf("progress lacks %q:\n%s", want, progress.String())
+	}
+}
