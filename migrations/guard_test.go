@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phasekit/phasekit/migrations"
+	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/throttle"
 	"github.com/phasekit/phasekit/verify/pgtest"
 )
@@ -43,11 +45,7 @@ func TestGuardSlowsDownWhenTheProbeSlows(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t, "")
 	conn := pgtest.Conn(t, dsn)
-	if _, err := conn.Exec(ctx, `CREATE TABLE g (id bigint PRIMARY KEY, val int NOT NULL);
-		INSERT INTO g SELECT i, i % 1000 FROM generate_series(1, 200000) i; ANALYZE g`); err != nil {
-		t.Fatal(err)
-	}
-	step := planBackfill(t, dsn, "ALTER TABLE g ALTER COLUMN val TYPE bigint;")
+	step := intToBigint(t, conn, dsn, "g", 200000)
 	store := &guardRecordingStore{MemoryCursor: &migrations.MemoryCursor{}}
 	var progress strings.Builder
 	cfg := &throttle.Config{Interval: 2 * time.Millisecond, BaselineFor: 300 * time.Millisecond, Every: 50 * time.Millisecond, Window: time.Second,
@@ -191,11 +189,7 @@ func TestGuardHoldsBatchesWithinItsHeadroom(t *testing.T) {
 	batches := map[bool]int{}
 	for _, keep := range []bool{true, false} {
 		table := map[bool]string{true: "kept", false: "held"}[keep]
-		if _, err := conn.Exec(ctx, `CREATE TABLE `+table+` (id bigint PRIMARY KEY, val int NOT NULL);
-			INSERT INTO `+table+` SELECT i, i % 1000 FROM generate_series(1, 100000) i; ANALYZE `+table); err != nil {
-			t.Fatal(err)
-		}
-		step := planBackfill(t, dsn, "ALTER TABLE "+table+" ALTER COLUMN val TYPE bigint;")
+		step := intToBigint(t, conn, dsn, table, 100000)
 		// The headroom is set by the app's p99, not by the probe's
 		// baseline, which a loaded machine stretches (a 3 ms timer measured
 		// 10 ms in CI): 0.5 × 2 ms + 0.2 ms, so the burst is 0.6 ms.
@@ -228,12 +222,7 @@ func TestGuardTakesTheAppsP99(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t, "")
-	conn := pgtest.Conn(t, dsn)
-	if _, err := conn.Exec(ctx, `CREATE TABLE small (id bigint PRIMARY KEY, val int NOT NULL);
-		INSERT INTO small SELECT i, i % 1000 FROM generate_series(1, 2000) i; ANALYZE small`); err != nil {
-		t.Fatal(err)
-	}
-	step := planBackfill(t, dsn, "ALTER TABLE small ALTER COLUMN val TYPE bigint;")
+	step := intToBigint(t, pgtest.Conn(t, dsn), dsn, "small", 2000)
 	var progress strings.Builder
 	cfg := &throttle.Config{MaxRatio: 1.5, Slack: 100 * time.Microsecond, AppP99: 10 * time.Millisecond,
 		Interval: 2 * time.Millisecond, BaselineFor: 300 * time.Millisecond, MinSamples: 30}
@@ -253,4 +242,16 @@ func TestGuardTakesTheAppsP99(t *testing.T) {
 	if want := "(its baseline plus 0.5 times the app's p99 of 10ms, --app-p99)"; !strings.Contains(progress.String(), want) {
 		t.Errorf("progress lacks %q:\n%s", want, progress.String())
 	}
+}
+
+// intToBigint creates table (id bigint PRIMARY KEY, val int) with rows
+// rows and returns the backfill step of changing val to bigint, planned
+// against the live schema.
+func intToBigint(t *testing.T, conn *pgx.Conn, dsn, table string, rows int) phases.BackfillStep {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), fmt.Sprintf(`CREATE TABLE %[1]s (id bigint PRIMARY KEY, val int NOT NULL);
+		INSERT INTO %[1]s SELECT i, i %% 1000 FROM generate_series(1, %[2]d) i; ANALYZE %[1]s`, table, rows)); err != nil {
+		t.Fatal(err)
+	}
+	return planBackfill(t, dsn, "ALTER TABLE "+table+" ALTER COLUMN val TYPE bigint;")
 }
