@@ -385,12 +385,8 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	p.guard = g.Stats
 	st := g.Stats()
 	of := ""
-	if cfg.AppP99 > 0 {
-		r := cfg.MaxRatio
-		if r <= 0 {
-			r = throttle.DefaultMaxRatio
-		}
-		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, --app-p99)", r-1, cfg.AppP99)
+	if gc := g.Config(); gc.AppP99 > 0 {
+		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, --app-p99)", gc.MaxRatio-1, gc.AppP99)
 	}
 	p.logf("guard: the probe's p99 alone is %s; holding it under %s%s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), of)
 	return func() { g.Stop(); closeProbe() }, nil

@@ -439,7 +439,7 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	if c.cfg.Chance > 0 && len(lat) >= c.cfg.MinSamples {
 		// Fewer samples than MinSamples means the probes are slow: then
 		// the p99 (their slowest) is the news, as it was.
-		above = AboveQuantile(lat, c.stats.Limit, c.cfg.Interval, 0.99, c.cfg.Chance)
+		above = aboveQuantile(lat, c.stats.Limit, c.cfg.Interval, 0.99, c.cfg.Chance)
 	}
 	if above && p99 <= 2*c.stats.Limit && c.over+1 < c.cfg.Confirm {
 		// Above the limit, but not by much and not for long yet: hold.
@@ -598,13 +598,13 @@ func BaselineP99(samples []Sample, span time.Duration) time.Duration {
 	return p99s[len(p99s)/2]
 }
 
-// AboveQuantile says the q-quantile of the latency the probes lat were
+// aboveQuantile says the q-quantile of the latency the probes lat were
 // drawn from is above limit: more of them are above limit than a q-quantile
 // at limit would give with probability chance or more (a one-sided
 // binomial test; the probes are taken as independent draws). A probe that
 // took longer than interval, the time between the starts of two probes,
 // counts as the probes it kept from starting: latency/interval of them.
-func AboveQuantile(lat []time.Duration, limit, interval time.Duration, q, chance float64) bool {
+func aboveQuantile(lat []time.Duration, limit, interval time.Duration, q, chance float64) bool {
 	var n, k float64
 	for _, l := range lat {
 		w := 1.0
@@ -616,12 +616,12 @@ func AboveQuantile(lat []time.Duration, limit, interval time.Duration, q, chance
 			k += w
 		}
 	}
-	return k > 0 && BinomialTail(int(math.Round(n)), int(math.Ceil(k)), 1-q) < chance
+	return k > 0 && binomialTail(int(math.Round(n)), int(math.Ceil(k)), 1-q) < chance
 }
 
-// BinomialTail is P(X >= k) for X the number of successes in n trials of
+// binomialTail is P(X >= k) for X the number of successes in n trials of
 // probability p.
-func BinomialTail(n, k int, p float64) float64 {
+func binomialTail(n, k int, p float64) float64 {
 	if k <= 0 {
 		return 1
 	}

@@ -622,8 +622,8 @@ func TestBinomialTail(t *testing.T) {
 		{100, 3, 0.01, 0.0794},    // 1 - 0.99^100 - 100·0.01·0.99^99 - 4950·0.0001·0.99^98
 		{200, 2, 0.01, 0.5954},
 	} {
-		if got := BinomialTail(c.n, c.k, c.p); math.Abs(got-c.want) > 5e-5 {
-			t.Errorf("BinomialTail(%d, %d, %g) = %.5f, want %.5f", c.n, c.k, c.p, got, c.want)
+		if got := binomialTail(c.n, c.k, c.p); math.Abs(got-c.want) > 5e-5 {
+			t.Errorf("binomialTail(%d, %d, %g) = %.5f, want %.5f", c.n, c.k, c.p, got, c.want)
 		}
 	}
 }
@@ -643,14 +643,14 @@ func TestAboveQuantileThresholds(t *testing.T) {
 		return lat
 	}
 	for _, c := range []struct{ n, first int }{{100, 3}, {200, 5}, {500, 9}} {
-		if AboveQuantile(window(c.n, c.first-1), limit, 10*time.Millisecond, 0.99, 0.1) {
+		if aboveQuantile(window(c.n, c.first-1), limit, 10*time.Millisecond, 0.99, 0.1) {
 			t.Errorf("%d of %d probes above the limit: counted as a p99 above it", c.first-1, c.n)
 		}
-		if !AboveQuantile(window(c.n, c.first), limit, 10*time.Millisecond, 0.99, 0.1) {
+		if !aboveQuantile(window(c.n, c.first), limit, 10*time.Millisecond, 0.99, 0.1) {
 			t.Errorf("%d of %d probes above the limit: not counted as a p99 above it", c.first, c.n)
 		}
 	}
-	if AboveQuantile(window(10, 0), limit, 10*time.Millisecond, 0.99, 0.1) {
+	if aboveQuantile(window(10, 0), limit, 10*time.Millisecond, 0.99, 0.1) {
 		t.Error("no probe above the limit: counted as a p99 above it")
 	}
 }

@@ -146,6 +146,13 @@ func (g *Guard) Stats() Stats {
 	return g.ctrl.Stats()
 }
 
+// Config returns the guard's configuration with its defaults filled in.
+func (g *Guard) Config() Config {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ctrl.Config()
+}
+
 // Stop ends the probing and waits for the probe in flight.
 func (g *Guard) Stop() {
 	g.stop()
