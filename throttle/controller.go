@@ -24,6 +24,7 @@
 package throttle
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -46,6 +47,24 @@ type Config struct {
 	// baseline of 0.9 ms and the app's p99 at 1.96 ms, the guard held the
 	// backfill near 2,000 rows/s while the app's p99 stayed at 1.19x.
 	AppP99 time.Duration
+	// App, when set, reads the application's own p99 latency from its
+	// monitoring (AppLatency: a Prometheus query, say). The guard reads it
+	// once before the backfill, after the probe's baseline: that reading is
+	// the app's baseline, and AppP99 when AppP99 is 0. While the backfill
+	// runs it reads it every AppEvery: a reading above MaxRatio times the
+	// app's baseline (plus Slack) cuts the rate as a probe above its limit
+	// does, and the rate does not grow again until a reading is back under
+	// it. The probe answers in milliseconds; the app's monitoring answers
+	// late (a scrape interval, a rate over a range) but about what the
+	// target is about: the app's own latency, whatever the probe misses.
+	App AppLatency
+	// AppEvery is the time between two readings of App (default 5s).
+	AppEvery time.Duration
+	// AppLag is how far back a reading of App looks: the range of its
+	// query plus a scrape interval (default 30s). For AppLag after a cut,
+	// readings still cover time before it, so another reading above the
+	// limit does not cut again, only holds the rate.
+	AppLag time.Duration
 	// Slack is added to the limit, so that a baseline of a fraction of a
 	// millisecond does not make scheduler jitter look like the backfill's
 	// doing (default 200µs).
@@ -124,6 +143,8 @@ const (
 	DefaultMaxRatio    = 1.5
 	DefaultInterval    = 10 * time.Millisecond
 	DefaultBaselineFor = 5 * time.Second
+	DefaultAppEvery    = 5 * time.Second
+	DefaultAppLag      = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -169,6 +190,12 @@ func (c Config) withDefaults() Config {
 	if c.Confirm <= 0 {
 		c.Confirm = 2
 	}
+	if c.AppEvery <= 0 {
+		c.AppEvery = DefaultAppEvery
+	}
+	if c.AppLag <= 0 {
+		c.AppLag = DefaultAppLag
+	}
 	if c.Chance >= 1 {
 		c.Chance = 0
 	}
@@ -211,7 +238,42 @@ type Stats struct {
 	// is the baseline measured before the backfill, which they replaced.
 	Quiets        int           `json:"quiets"`
 	FirstBaseline time.Duration `json:"first_baseline_p99_ms"`
+	// App is what the guard read of the app's own p99 (Config.App); nil
+	// when it does not read it.
+	App *AppStats `json:"app,omitempty"`
 }
+
+// AppStats is what the guard read of the application's own p99.
+type AppStats struct {
+	// Baseline is the reading before the backfill; Limit is MaxRatio times
+	// it plus Slack; P99 the latest reading, Peak the highest.
+	Baseline time.Duration
+	Limit    time.Duration
+	P99      time.Duration
+	Peak     time.Duration
+	// Readings counts the readings taken during the backfill, Errors those
+	// that failed (the guard goes on with the probe alone meanwhile), Cuts
+	// the rate cuts they made.
+	Readings, Errors, Cuts int
+	// LastError is the latest failed reading's error.
+	LastError string
+}
+
+// MarshalJSON writes durations as milliseconds.
+func (a AppStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Baseline  float64 `json:"baseline_p99_ms"`
+		Limit     float64 `json:"limit_ms"`
+		P99       float64 `json:"p99_ms"`
+		Peak      float64 `json:"peak_p99_ms"`
+		Readings  int     `json:"readings"`
+		Errors    int     `json:"errors"`
+		Cuts      int     `json:"cuts"`
+		LastError string  `json:"last_error,omitempty"`
+	}{msFloat(a.Baseline), msFloat(a.Limit), msFloat(a.P99), msFloat(a.Peak), a.Readings, a.Errors, a.Cuts, a.LastError})
+}
+
+func msFloat(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
 // MinBurst is the shortest batch Burst asks for: below it a batch's
 // round trip and commit are most of its time (bench/backfill: guarded
@@ -236,9 +298,17 @@ func (s Stats) Burst() time.Duration {
 
 // MarshalJSON writes durations as milliseconds.
 func (s Stats) MarshalJSON() ([]byte, error) {
-	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
-	return []byte(fmt.Sprintf(`{"baseline_p99_ms":%g,"limit_ms":%g,"probe_p99_ms":%g,"peak_p99_ms":%g,"rate":%.0f,"decreases":%d,"paused_ms":%g,"samples":%d,"failures":%d,"quiets":%d,"first_baseline_p99_ms":%g}`,
-		ms(s.Baseline), ms(s.Limit), ms(s.P99), ms(s.Peak), s.Rate, s.Decreases, ms(s.Paused), s.Samples, s.Failures, s.Quiets, ms(s.FirstBaseline))), nil
+	ms := msFloat
+	out := fmt.Sprintf(`{"baseline_p99_ms":%g,"limit_ms":%g,"probe_p99_ms":%g,"peak_p99_ms":%g,"rate":%.0f,"decreases":%d,"paused_ms":%g,"samples":%d,"failures":%d,"quiets":%d,"first_baseline_p99_ms":%g`,
+		ms(s.Baseline), ms(s.Limit), ms(s.P99), ms(s.Peak), s.Rate, s.Decreases, ms(s.Paused), s.Samples, s.Failures, s.Quiets, ms(s.FirstBaseline))
+	if s.App != nil {
+		app, err := json.Marshal(s.App)
+		if err != nil {
+			return nil, err
+		}
+		out += `,"app":` + string(app)
+	}
+	return []byte(out + "}"), nil
 }
 
 // Line is the guard's part of a progress line.
@@ -247,6 +317,12 @@ func (s Stats) Line() string {
 		s.Rate, roundMs(s.P99), roundMs(s.Limit), roundMs(s.Baseline), s.Decreases, s.Paused.Round(time.Millisecond))
 	if s.Quiets > 0 {
 		line += fmt.Sprintf(", %d re-baselines (first baseline %s)", s.Quiets, roundMs(s.FirstBaseline))
+	}
+	if a := s.App; a != nil {
+		line += fmt.Sprintf("; app p99 %s (limit %s, baseline %s), %d cuts on it", roundMs(a.P99), roundMs(a.Limit), roundMs(a.Baseline), a.Cuts)
+		if a.Errors > 0 {
+			line += fmt.Sprintf(", %d of %d readings failed", a.Errors, a.Readings)
+		}
 	}
 	return line
 }
@@ -290,6 +366,13 @@ type Controller struct {
 	// allowed when the backfill cannot go faster.
 	walks   []walk
 	started time.Time
+	// app is what the controller read of the app's own p99 (appOn: it
+	// watches it, SetAppBaseline); appOver says the latest reading was
+	// above its limit; appHold is when a reading above it may cut again.
+	app     AppStats
+	appOn   bool
+	appOver bool
+	appHold time.Time
 }
 
 type walk struct {
@@ -449,22 +532,11 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	}
 	if above {
 		c.over = 0
-		// Cut from the rate the backfill really went at: when it could not
-		// reach the rate allowed, halving the allowance would change
-		// nothing.
-		base := c.rate
-		if used > 0 && used < base {
-			base = used
-		}
+		base := c.decrease(now)
 		if c.inARow == 0 {
 			c.before = base
 		}
 		c.inARow++
-		c.from = base
-		c.rate = max(c.cfg.MinRate, base*c.cfg.Decrease)
-		c.slowStart = false
-		c.cut = now
-		c.samples = c.samples[:0]
 		c.stats.Decreases++
 		d.Pause = c.cfg.Every
 		c.stats.Paused += d.Pause
@@ -472,6 +544,10 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 			// Backing off did not help: measure the probe alone.
 			c.askQuiet(now, &d)
 		}
+	} else if c.appOver {
+		// The probe is fine, the app's own latency is not: hold the rate
+		// until a reading of it is back under its limit.
+		c.inARow, c.over = 0, 0
 	} else {
 		c.inARow, c.over = 0, 0
 		if c.slowStart {
@@ -497,6 +573,57 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	c.stats.Rate = c.rate
 	d.Rate = c.rate
 	return d
+}
+
+// decrease cuts the rate, from the rate the backfill really went at: when it
+// could not reach the rate allowed, halving the allowance would change
+// nothing. It returns that rate. The probes before now no longer count.
+func (c *Controller) decrease(now time.Time) (base float64) {
+	base = c.rate
+	if used := c.measured(now); used > 0 && used < base {
+		base = used
+	}
+	c.from = base
+	c.rate = max(c.cfg.MinRate, base*c.cfg.Decrease)
+	c.slowStart = false
+	c.cut = now
+	c.samples = c.samples[:0]
+	c.stats.Rate = c.rate
+	return base
+}
+
+// SetAppBaseline starts watching the app's own p99: b is its reading before
+// the backfill, and the app's limit is MaxRatio times b plus Slack.
+func (c *Controller) SetAppBaseline(b time.Duration) {
+	c.appOn = true
+	c.app.Baseline = b
+	c.app.Limit = time.Duration(float64(b)*c.cfg.MaxRatio) + c.cfg.Slack
+}
+
+// ObserveApp records a reading of the app's own p99 taken at now (err: the
+// reading failed, and counts only as that). A reading above the app's limit
+// cuts the rate, unless the last cut on such a reading is less than AppLag
+// old (this reading still covers time before it); until a reading is back
+// under the limit the rate does not grow.
+func (c *Controller) ObserveApp(now time.Time, p99 time.Duration, err error) {
+	if !c.appOn {
+		return
+	}
+	c.app.Readings++
+	if err != nil {
+		c.app.Errors++
+		c.app.LastError = err.Error()
+		return
+	}
+	c.app.P99 = p99
+	c.app.Peak = max(c.app.Peak, p99)
+	c.appOver = p99 > c.app.Limit
+	if !c.appOver || now.Before(c.appHold) {
+		return
+	}
+	c.decrease(now)
+	c.app.Cuts++
+	c.appHold = now.Add(c.cfg.AppLag)
 }
 
 // askQuiet turns d into a quiet window starting now. Its first Every is
@@ -559,7 +686,14 @@ func (c *Controller) recheckDue(now time.Time) bool {
 }
 
 // Stats returns what the controller did so far.
-func (c *Controller) Stats() Stats { return c.stats }
+func (c *Controller) Stats() Stats {
+	s := c.stats
+	if c.appOn {
+		a := c.app
+		s.App = &a
+	}
+	return s
+}
 
 // BaselineP99 is the probe's p99 with the backfill stopped (before it, or in
 // a quiet window): the median of the p99s of consecutive spans of span (at

@@ -16,9 +16,23 @@ type Probe interface {
 	Run(ctx context.Context) error
 }
 
+// AppLatency reads the application's own p99 latency as its monitoring
+// computes it (cmd/phasekit: a Prometheus query). P99 returns an error when
+// there is no value to read.
+type AppLatency interface {
+	P99(ctx context.Context) (time.Duration, error)
+}
+
 // ErrProbe is wrapped by Start's error when the probe fails during the
 // baseline.
 var ErrProbe = errors.New("the latency probe fails")
+
+// ErrApp is wrapped by Start's error when the app's latency cannot be read
+// before the backfill.
+var ErrApp = errors.New("the app's latency cannot be read")
+
+// appReadTimeout bounds one reading of the app's latency.
+const appReadTimeout = 10 * time.Second
 
 // Guard runs a probe in the background and paces a backfill with a
 // Controller. Its methods are safe for concurrent use.
@@ -33,7 +47,7 @@ type Guard struct {
 	lastErr  error
 
 	stop context.CancelFunc
-	done chan struct{}
+	done sync.WaitGroup
 }
 
 // Start measures the probe's baseline for cfg.BaselineFor (the backfill has
@@ -48,7 +62,8 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 		sleep = clock.Sleep
 	}
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	g := &Guard{probe: probe, clock: now, stop: cancel, done: make(chan struct{})}
+	g := &Guard{probe: probe, clock: now, stop: cancel}
+	g.done.Add(1)
 	go g.loop(loopCtx, cfg.Interval, sleep)
 
 	if err := sleep(ctx, cfg.BaselineFor); err != nil {
@@ -72,15 +87,62 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 		}
 		return nil, fmt.Errorf("%w: only %d probes finished in %s", ErrProbe, len(ok), cfg.BaselineFor)
 	}
+	var app time.Duration
+	if cfg.App != nil {
+		// Read after the probe's baseline: the reading covers the app's
+		// latest AppLag, with no backfill in it.
+		var err error
+		if app, err = readApp(ctx, cfg.App); err != nil {
+			g.Stop()
+			return nil, fmt.Errorf("%w before the backfill: %v", ErrApp, err)
+		}
+		if cfg.AppP99 <= 0 {
+			cfg.AppP99 = app
+		}
+	}
 	ctrl := NewController(cfg, BaselineP99(ok, cfg.Window/2), now())
+	if cfg.App != nil {
+		ctrl.SetAppBaseline(app)
+	}
 	g.mu.Lock()
 	g.ctrl = ctrl
 	g.mu.Unlock()
+	if cfg.App != nil {
+		g.done.Add(1)
+		go g.watchApp(loopCtx, cfg.App, cfg.AppEvery, sleep)
+	}
 	return g, nil
 }
 
+// readApp reads app once, within appReadTimeout; a reading of 0 or less is
+// refused as none.
+func readApp(ctx context.Context, app AppLatency) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, appReadTimeout)
+	defer cancel()
+	d, err := app.P99(ctx)
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("a p99 of %s", d)
+	}
+	return d, err
+}
+
+// watchApp reads the app's latency every every and gives each reading to
+// the controller.
+func (g *Guard) watchApp(ctx context.Context, app AppLatency, every time.Duration, sleep func(context.Context, time.Duration) error) {
+	defer g.done.Done()
+	for sleep(ctx, every) == nil {
+		d, err := readApp(ctx, app)
+		if ctx.Err() != nil {
+			return
+		}
+		g.mu.Lock()
+		g.ctrl.ObserveApp(g.clock(), d, err)
+		g.mu.Unlock()
+	}
+}
+
 func (g *Guard) loop(ctx context.Context, every time.Duration, sleep func(context.Context, time.Duration) error) {
-	defer close(g.done)
+	defer g.done.Done()
 	for ctx.Err() == nil {
 		start := g.clock()
 		g.mu.Lock()
@@ -156,5 +218,5 @@ func (g *Guard) Config() Config {
 // Stop ends the probing and waits for the probe in flight.
 func (g *Guard) Stop() {
 	g.stop()
-	<-g.done
+	g.done.Wait()
 }
