@@ -2,7 +2,9 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -83,4 +85,64 @@ func (p *Prometheus) Check(ctx context.Context, alarms []pipeline.Alarm, from, t
 		out = append(out, best)
 	}
 	return out, nil
+}
+
+// Value runs query as an instant query now and returns its largest value
+// over the series it gives (the worst, for a latency). A query that gives
+// no series, or only NaN (a histogram_quantile over no requests), has no
+// value: an error saying so.
+func (p *Prometheus) Value(ctx context.Context, query string) (float64, error) {
+	val, _, _, err := p.api.Query(ctx, query, time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("query %s on %s: %w", query, dbconn.Redact(p.URL), err)
+	}
+	var vs []float64
+	switch v := val.(type) {
+	case model.Vector:
+		for _, s := range v {
+			vs = append(vs, float64(s.Value))
+		}
+	case *model.Scalar:
+		vs = append(vs, float64(v.Value))
+	default:
+		return 0, fmt.Errorf("query %s gives a %s, want an instant vector or a scalar", query, val.Type())
+	}
+	best, ok := math.Inf(-1), false
+	for _, v := range vs {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			best, ok = max(best, v), true
+		}
+	}
+	if !ok {
+		return 0, fmt.Errorf("query %s: %w now (%d series, none a finite number): is the app serving requests, and its latency scraped?", query, ErrNoValue, len(vs))
+	}
+	return best, nil
+}
+
+// ErrNoValue is wrapped by Value's error when the query gives no number.
+var ErrNoValue = errors.New("no value")
+
+// BadQuery says err is Prometheus refusing a query as malformed.
+func BadQuery(err error) bool {
+	var e *v1.Error
+	return errors.As(err, &e) && e.Type == v1.ErrBadData
+}
+
+// AppLatency reads an application's p99 latency, in seconds, from
+// Prometheus: the latency guard's view of what the app feels
+// (throttle.AppLatency; apply --app-latency-query).
+type AppLatency struct {
+	Prometheus *Prometheus
+	// Query gives the p99 in seconds, e.g.
+	// histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[30s]))).
+	Query string
+}
+
+// P99 reads the query's value now.
+func (a AppLatency) P99(ctx context.Context) (time.Duration, error) {
+	v, err := a.Prometheus.Value(ctx, a.Query)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(v * float64(time.Second)), nil
 }

@@ -386,9 +386,16 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	st := g.Stats()
 	of := ""
 	if gc := g.Config(); gc.AppP99 > 0 {
-		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, --app-p99)", gc.MaxRatio-1, gc.AppP99)
+		from := "--app-p99"
+		if o.Guard.AppP99 <= 0 {
+			from = "read from --app-latency-query"
+		}
+		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, %s)", gc.MaxRatio-1, gc.AppP99.Round(10*time.Microsecond), from)
 	}
 	p.logf("guard: the probe's p99 alone is %s; holding it under %s%s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), of)
+	if st.App != nil {
+		p.logf("guard: the app's own p99 reads %s before the backfill; the backfill slows down whenever it reads above %s", st.App.Baseline.Round(10*time.Microsecond), st.App.Limit.Round(10*time.Microsecond))
+	}
 	return func() { g.Stop(); closeProbe() }, nil
 }
 
@@ -1164,5 +1171,9 @@ func (p *backfillProgress) finish(res *BackfillResult) {
 		g := res.Guard
 		p.logf("guard: probe p99 peaked at %s (limit %s, baseline %s); %d slowdown(s), %s paused, last rate %.0f rows/s, %d probes (%d failed)",
 			g.Peak.Round(10*time.Microsecond), g.Limit.Round(10*time.Microsecond), g.Baseline.Round(10*time.Microsecond), g.Decreases, g.Paused.Round(time.Millisecond), g.Rate, g.Samples, g.Failures)
+		if a := g.App; a != nil {
+			p.logf("guard: the app's own p99 peaked at %s (limit %s, baseline %s); %d cut(s) on it, %d readings (%d failed)",
+				a.Peak.Round(10*time.Microsecond), a.Limit.Round(10*time.Microsecond), a.Baseline.Round(10*time.Microsecond), a.Cuts, a.Readings, a.Errors)
+		}
 	}
 }

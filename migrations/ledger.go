@@ -176,6 +176,22 @@ type GuardStatus struct {
 	// FirstBaselineP99 is the one measured before the backfill.
 	Quiets           int     `json:"quiets,omitempty"`
 	FirstBaselineP99 float64 `json:"first_baseline_p99_ms,omitempty"`
+	// App is what the guard read of the app's own p99 (apply
+	// --app-latency-query); nil when it did not read it.
+	App *GuardAppStatus `json:"app,omitempty"`
+}
+
+// GuardAppStatus is what the guard read of the app's own p99
+// (throttle.AppStats, durations in milliseconds).
+type GuardAppStatus struct {
+	BaselineP99 float64 `json:"baseline_p99_ms"`
+	Limit       float64 `json:"limit_ms"`
+	P99         float64 `json:"p99_ms"`
+	PeakP99     float64 `json:"peak_p99_ms"`
+	Readings    int     `json:"readings"`
+	Errors      int     `json:"errors"`
+	Cuts        int     `json:"cuts"`
+	LastError   string  `json:"last_error,omitempty"`
 }
 
 // PlanStatus is a plan's state in the ledger.

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/phasekit/phasekit/gate"
 	"github.com/phasekit/phasekit/migrations"
 	"github.com/phasekit/phasekit/phases"
 	"github.com/phasekit/phasekit/throttle"
@@ -66,6 +69,9 @@ func backfillFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "max-latency-ratio", Value: throttle.DefaultMaxRatio, Usage: "latency guard: keep the p99 of a probe (a tiny committed write, every --probe-interval) within this multiple of its p99 before the backfill, slowing the backfill down as needed (0: no guard; docs/execution.md)"},
 		&cli.DurationFlag{Name: "app-p99", Usage: "latency guard: the application's own p99 latency, as its monitoring sees it; the probe may then rise above its baseline by (--max-latency-ratio - 1) times this, instead of times its own baseline (a probe faster than the app makes the ratio stricter than the app's; docs/execution.md)"},
+		&cli.StringFlag{Name: "app-latency-query", Usage: "latency guard: a Prometheus query (on --prometheus) giving the application's own p99 in seconds, e.g. 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[30s])))'; read before the backfill (it then stands for --app-p99) and every --app-latency-every while it runs: a reading above --max-latency-ratio times the first slows the backfill down (docs/execution.md)"},
+		&cli.DurationFlag{Name: "app-latency-every", Value: throttle.DefaultAppEvery, Usage: "latency guard: time between two readings of --app-latency-query"},
+		&cli.DurationFlag{Name: "app-latency-lag", Value: throttle.DefaultAppLag, Usage: "latency guard: how far back one reading of --app-latency-query looks (its range plus a scrape interval); for this long after a cut, a reading above the limit holds the rate without cutting it again"},
 		&cli.DurationFlag{Name: "probe-interval", Value: throttle.DefaultInterval, Usage: "latency guard: time between two probes"},
 		&cli.DurationFlag{Name: "probe-baseline", Value: throttle.DefaultBaselineFor, Usage: "latency guard: how long the probe runs alone before the backfill starts"},
 		&cli.StringFlag{Name: "probe-sql", Usage: "latency guard: the statement to time instead of the default write to phasekit.latency_probe (e.g. one of the application's own queries)"},
@@ -92,6 +98,12 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-p99 %s: must not be negative", c.Duration("app-p99")))
 	case c.Duration("probe-baseline") < c.Duration("probe-interval"):
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-baseline %s: must be at least one --probe-interval (%s)", c.Duration("probe-baseline"), c.Duration("probe-interval")))
+	case c.Duration("app-latency-every") <= 0 || c.Duration("app-latency-lag") <= 0:
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-latency-every %s, --app-latency-lag %s: both must be positive", c.Duration("app-latency-every"), c.Duration("app-latency-lag")))
+	}
+	app, err := appLatency(c, r)
+	if err != nil {
+		return migrations.BackfillOptions{}, err
 	}
 	o := migrations.BackfillOptions{
 		TargetBatch: c.Duration("batch-target"), MaxRowsPerSecond: c.Float64("max-rows-per-second"),
@@ -103,6 +115,37 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 	}
 	if r > 0 {
 		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline"), AppP99: c.Duration("app-p99")}
+		if app != nil {
+			o.Guard.App, o.Guard.AppEvery, o.Guard.AppLag = app, c.Duration("app-latency-every"), c.Duration("app-latency-lag")
+		}
 	}
 	return o, nil
+}
+
+// appLatency is the app's latency of --app-latency-query on --prometheus
+// (nil without the flag), its query tried once: a query Prometheus refuses
+// is bad input, found before the database is touched. A query with no value
+// yet is not refused here: the guard reads it again before the backfill.
+func appLatency(c *cli.Context, ratio float64) (throttle.AppLatency, error) {
+	q := strings.TrimSpace(c.String("app-latency-query"))
+	switch {
+	case q == "":
+		return nil, nil
+	case ratio == 0:
+		return nil, badInput(errors.New("--app-latency-query is read by the latency guard, which --max-latency-ratio 0 turns off"))
+	case c.String("prometheus") == "":
+		return nil, badInput(errors.New("--app-latency-query needs --prometheus URL, the Prometheus to ask"))
+	}
+	prom, err := gate.NewPrometheus(c.String("prometheus"))
+	if err != nil {
+		return nil, badInput(err)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	defer cancel()
+	if _, err := prom.Value(ctx, q); gate.BadQuery(err) {
+		return nil, badInput(fmt.Errorf("--app-latency-query: %w", err))
+	} else if err != nil && !errors.Is(err, gate.ErrNoValue) {
+		return nil, fmt.Errorf("--app-latency-query: %w", err)
+	}
+	return gate.AppLatency{Prometheus: prom, Query: q}, nil
 }

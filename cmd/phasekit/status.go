@@ -85,6 +85,10 @@ func printStatus(w io.Writer, all []migrations.PlanStatus) {
 				if g.Quiets > 0 {
 					fmt.Fprintf(w, "    %d quiet window(s) re-measured the baseline; the first was %.2f ms\n", g.Quiets, g.FirstBaselineP99)
 				}
+				if a := g.App; a != nil {
+					fmt.Fprintf(w, "    the app's own p99 %.2f ms (peak %.2f, limit %.2f, baseline %.2f), %d cut(s) on it, %d readings (%d failed)\n",
+						a.P99, a.PeakP99, a.Limit, a.BaselineP99, a.Cuts, a.Readings, a.Errors)
+				}
 			}
 		}
 		for _, o := range p.Overrides {
