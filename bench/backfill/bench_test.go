@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,5 +257,43 @@ func TestOnlyFlagRefusals(t *testing.T) {
 	}
 	if _, ok := variantByKey("cap1ms"); !ok {
 		t.Error("cap1ms is not a variant")
+	}
+}
+
+// appLatency reads pgbench's logs as they grow: only complete lines, only
+// transactions that ended within its window, failed ones left out.
+func TestAppLatencyReadsGrowingLogs(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "tx.123")
+	now := time.Now()
+	line := func(client int, us int64, ago time.Duration) string {
+		end := now.Add(-ago)
+		return fmt.Sprintf("%d 1 %d 0 %d %d 0\n", client, us, end.Unix(), end.Nanosecond()/1000)
+	}
+	write := func(s string) {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := newAppLatency(dir, 10*time.Second)
+	if _, err := a.P99(context.Background()); err == nil {
+		t.Fatal("no log yet: want an error, not a p99")
+	}
+	// An old transaction outside the window, a failed one, and a line cut
+	// in the middle, as a stdio buffer leaves it.
+	write(line(0, 90000, time.Minute) + line(1, 2000, time.Second) + "2 1 failed 0 1 1 0\n" + "3 1 5000 0 ")
+	if got, err := a.P99(context.Background()); err != nil || got != 2*time.Millisecond {
+		t.Fatalf("p99 %s, %v; want 2ms (the old, failed and partial lines left out)", got, err)
+	}
+	// The rest of the cut line arrives: it counts.
+	end := now.Add(-time.Second)
+	write(fmt.Sprintf("%d %d 0\n", end.Unix(), end.Nanosecond()/1000))
+	if got, err := a.P99(context.Background()); err != nil || got != 5*time.Millisecond {
+		t.Fatalf("p99 %s, %v; want 5ms once the line is complete", got, err)
 	}
 }

@@ -654,6 +654,9 @@ func (b *bench) warmupWAL(ctx context.Context, _ *results) error {
 	return nil
 }
 
+// appWindow is the span the guardwatch variant's app p99 is taken over.
+const appWindow = 10 * time.Second
+
 // phasekit: the type change planned against the live schema, written as a
 // plan directory and applied up to its backfill with the variant's options,
 // as `phasekit plan` and `phasekit apply --until backfill` would (the
@@ -679,6 +682,11 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	}
 	if base := res.series["baseline"]; v.appP99 && opts.Guard != nil && len(base) > 0 {
 		opts.Guard.AppP99 = base[len(base)-1].app.P99
+	}
+	if v.watchApp && opts.Guard != nil {
+		// during runs pgbench in this directory.
+		opts.Guard.App = newAppLatency(filepath.Join(b.work, name), appWindow)
+		opts.Guard.AppEvery, opts.Guard.AppLag = time.Second, appWindow+2*time.Second
 	}
 	until := phases.Backfill
 	if v.dualWriteOnly {
@@ -735,6 +743,9 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	b.logf("%s: backfill phase walked %d rows in %s (ledger); apply until backfill took %s", name, out.rows, out.took.Round(time.Millisecond), out.window.Round(time.Millisecond))
 	if g := out.guard; g != nil {
 		b.logf("%s: guard: probe p99 baseline %.2f ms, limit %.2f ms, last %.2f ms, peak %.2f ms; %d slowdowns, %.0f ms paused, %d probes", name, g.BaselineP99, g.Limit, g.ProbeP99, g.PeakP99, g.Decreases, g.Paused, g.Samples)
+		if a := g.App; a != nil {
+			b.logf("%s: guard: the app's own p99 baseline %.2f ms, limit %.2f ms, last %.2f ms, peak %.2f ms; %d cuts on it, %d readings (%d failed)", name, a.BaselineP99, a.Limit, a.P99, a.PeakP99, a.Cuts, a.Readings, a.Errors)
+		}
 	}
 	res.series[v.key] = append(res.series[v.key], out)
 	return nil

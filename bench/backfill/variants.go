@@ -35,6 +35,10 @@ type variant struct {
 	// of the latest baseline run, as an operator would read it off the
 	// app's monitoring.
 	appP99 bool
+	// watchApp, with the guard on, has it read the app's own p99 as
+	// --app-latency-query does: pgbench's logs as they grow, the p99 over
+	// the last appWindow, read every second (appLatency).
+	watchApp bool
 	// loop, when set, runs the batch statement in a plain paced loop
 	// instead of phasekit (loop.go).
 	loop *loopSpec
@@ -180,6 +184,7 @@ var sweep = []variant{
 		o.Guard.Chance = 0.1
 	}},
 	{key: "guardapp", label: "guard 1.5x, given the app's p99 (--app-p99: the latest baseline's)", opts: cliDefaults, appP99: true},
+	{key: "guardwatch", label: "guard 1.5x, reading the app's own p99 (--app-latency-query: pgbench's, over 10 s, every 1 s)", opts: cliDefaults, watchApp: true},
 	{key: "guardkeep", label: "guard 1.5x, a raised baseline kept (before 2026-12-05)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.KeepRaisedBaseline = true
