@@ -215,3 +215,21 @@ func TestStartFailsWhenTheAppCannotBeRead(t *testing.T) {
 		})
 	}
 }
+
+// With the app watched, ProbeRatio sets the probe's limit; the app's stays
+// at MaxRatio.
+func TestProbeRatioWhenTheAppIsWatched(t *testing.T) {
+	cfg := Config{MaxRatio: 1.5, ProbeRatio: 2, Slack: 200 * time.Microsecond, AppP99: 2 * time.Millisecond}
+	if got, want := NewController(cfg, time.Millisecond, time.Now()).Limit(), 2200*time.Microsecond; got != want {
+		t.Errorf("without App: probe limit %s, want %s (ProbeRatio ignored)", got, want)
+	}
+	cfg.App = &fakeApp{}
+	c := NewController(cfg, time.Millisecond, time.Now())
+	c.SetAppBaseline(2 * time.Millisecond)
+	if got, want := c.Limit(), 3200*time.Microsecond; got != want { // 1 + (2-1)·2 + 0.2
+		t.Errorf("probe limit %s, want %s", got, want)
+	}
+	if got, want := c.Stats().App.Limit, 3200*time.Microsecond; got != want { // 1.5·2 + 0.2
+		t.Errorf("app limit %s, want %s", got, want)
+	}
+}

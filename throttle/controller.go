@@ -60,6 +60,11 @@ type Config struct {
 	App AppLatency
 	// AppEvery is the time between two readings of App (default 5s).
 	AppEvery time.Duration
+	// ProbeRatio, with App set, replaces MaxRatio in the probe's limit
+	// (0: MaxRatio): the app's own readings then hold the app at MaxRatio,
+	// and the probe is the fast brake for what they see too late. It is
+	// there to compare the two in bench/backfill; the CLI never sets it.
+	ProbeRatio float64
 	// AppLag is how far back a reading of App looks: the range of its
 	// query plus a scrape interval (default 30s). For AppLag after a cut,
 	// readings still cover time before it, so another reading above the
@@ -439,7 +444,11 @@ func (c Config) limit(b time.Duration) time.Duration {
 	if c.AppP99 > 0 {
 		of = c.AppP99
 	}
-	return b + time.Duration(float64(of)*(c.MaxRatio-1)) + c.Slack
+	ratio := c.MaxRatio
+	if c.App != nil && c.ProbeRatio > 0 {
+		ratio = c.ProbeRatio
+	}
+	return b + time.Duration(float64(of)*(ratio-1)) + c.Slack
 }
 
 // Config returns the configuration with its defaults filled in.
