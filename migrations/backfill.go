@@ -379,7 +379,11 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	g, err := throttle.Start(ctx, probe, cfg, o.Clock, o.Sleep)
 	if err != nil {
 		closeProbe()
-		return nil, fmt.Errorf("backfill %s: guard: %w (--max-latency-ratio 0 runs without the guard)", b.step.Table, err)
+		hint := "--max-latency-ratio 0 runs without the guard"
+		if errors.Is(err, throttle.ErrApp) {
+			hint = "without --app-latency-query the guard runs on its probe alone"
+		}
+		return nil, fmt.Errorf("backfill %s: guard: %w (%s)", b.step.Table, err, hint)
 	}
 	b.guard = g
 	p.guard = g.Stats

@@ -49,6 +49,16 @@ func TestGuardReadsTheAppsLatency(t *testing.T) {
 		t.Fatalf("malformed query: %d tables before, %d after", before, after)
 	}
 
+	// A query with no value (no such series) stops apply before the first
+	// batch, naming the query.
+	if code, _, stderr := apply("max(no_such_metric_seconds)"); code == 0 || !strings.Contains(stderr, "query max(no_such_metric_seconds): no value now") || !strings.Contains(stderr, "without --app-latency-query the guard runs on its probe alone") {
+		t.Fatalf("query without a value: exit %d, want a failure naming it:\n%s", code, stderr)
+	}
+	var walked int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(rows), 0) FROM phasekit.backfills").Scan(&walked); err != nil || walked != 0 {
+		t.Fatalf("after the refused start: %d rows walked (%v), want 0", walked, err)
+	}
+
 	// The app slows down once the backfill has run a batch, and recovers
 	// once the guard has cut the backfill.
 	watch := pgtest.Conn(t, dsn)
