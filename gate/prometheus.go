@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -145,4 +146,42 @@ func (a AppLatency) P99(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(v * float64(time.Second)), nil
+}
+
+// MedianP99 is the median of the query's values over the span before now,
+// at about 100 steps (at least a second apart), taking the largest series
+// at each step: the app's usual p99 before the backfill
+// (throttle.AppHistory). Steps without a finite value are left out.
+func (a AppLatency) MedianP99(ctx context.Context, span time.Duration) (time.Duration, error) {
+	to := time.Now().Truncate(time.Second)
+	step := max(span/100, time.Second).Truncate(time.Second)
+	val, _, _, err := a.Prometheus.api.QueryRange(ctx, a.Query, v1.Range{Start: to.Add(-span), End: to, Step: step})
+	if err != nil {
+		return 0, fmt.Errorf("query %s over the last %s on %s: %w", a.Query, span, dbconn.Redact(a.Prometheus.URL), err)
+	}
+	m, ok := val.(model.Matrix)
+	if !ok {
+		return 0, fmt.Errorf("query %s gives a %s, want one number per step", a.Query, val.Type())
+	}
+	worst := map[model.Time]float64{}
+	for _, s := range m {
+		for _, v := range s.Values {
+			f := float64(v.Value)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				continue
+			}
+			if w, seen := worst[v.Timestamp]; !seen || f > w {
+				worst[v.Timestamp] = f
+			}
+		}
+	}
+	if len(worst) == 0 {
+		return 0, fmt.Errorf("query %s: %w over the last %s: is the app serving requests, and its latency scraped?", a.Query, ErrNoValue, span)
+	}
+	vs := make([]float64, 0, len(worst))
+	for _, f := range worst {
+		vs = append(vs, f)
+	}
+	slices.Sort(vs)
+	return time.Duration(vs[len(vs)/2] * float64(time.Second)), nil
 }

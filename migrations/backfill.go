@@ -398,7 +398,11 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	}
 	p.logf("guard: the probe's p99 alone is %s; holding it under %s%s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), of)
 	if st.App != nil {
-		p.logf("guard: the app's own p99 reads %s before the backfill; the backfill slows down whenever it reads above %s", st.App.Baseline.Round(10*time.Microsecond), st.App.Limit.Round(10*time.Microsecond))
+		how := "one reading"
+		if _, ok := o.Guard.App.(throttle.AppHistory); ok {
+			how = fmt.Sprintf("the median of its readings over the last %s", g.Config().AppBaselineFor)
+		}
+		p.logf("guard: the app's own p99 before the backfill is %s (%s); the backfill slows down whenever it reads above %s", st.App.Baseline.Round(10*time.Microsecond), how, st.App.Limit.Round(10*time.Microsecond))
 	}
 	return func() { g.Stop(); closeProbe() }, nil
 }

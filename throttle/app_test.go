@@ -233,3 +233,33 @@ func TestProbeRatioWhenTheAppIsWatched(t *testing.T) {
 		t.Errorf("app limit %s, want %s", got, want)
 	}
 }
+
+// historyApp can read its past: the median over a span is 3ms whatever the
+// latest reading.
+type historyApp struct {
+	fakeApp
+	span time.Duration
+}
+
+func (h *historyApp) MedianP99(_ context.Context, span time.Duration) (time.Duration, error) {
+	h.span = span
+	return 3 * time.Millisecond, nil
+}
+
+// The app's baseline is the median of its past when it can be read, over
+// AppBaselineFor; the latest reading does not set it.
+func TestGuardTakesTheAppsBaselineFromItsPast(t *testing.T) {
+	p := &slowProbe{}
+	p.latency.Store(int64(time.Millisecond))
+	app := &historyApp{}
+	app.p99.Store(int64(9 * time.Millisecond))
+	cfg := Config{Interval: 2 * time.Millisecond, BaselineFor: 50 * time.Millisecond, MinSamples: 3, App: app, AppBaselineFor: time.Minute}
+	g, err := Start(context.Background(), p, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	if b := g.Stats().App.Baseline; b != 3*time.Millisecond || app.span != time.Minute || app.reads.Load() != 0 {
+		t.Fatalf("app baseline %s over %s with %d readings: want the median, 3ms, over 1m and no reading", b, app.span, app.reads.Load())
+	}
+}

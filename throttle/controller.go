@@ -60,6 +60,11 @@ type Config struct {
 	App AppLatency
 	// AppEvery is the time between two readings of App (default 5s).
 	AppEvery time.Duration
+	// AppBaselineFor is the span before the backfill whose readings make
+	// the app's baseline, when App can read its past (AppHistory): the
+	// median of its readings over the span, so that one slow or fast
+	// moment does not set the limit (default 5m).
+	AppBaselineFor time.Duration
 	// ProbeRatio, with App set, replaces MaxRatio in the probe's limit
 	// (0: MaxRatio): the app's own readings then hold the app at MaxRatio,
 	// and the probe is the fast brake for what they see too late. It is
@@ -150,6 +155,9 @@ const (
 	DefaultBaselineFor = 5 * time.Second
 	DefaultAppEvery    = 5 * time.Second
 	DefaultAppLag      = 30 * time.Second
+	// DefaultAppBaselineFor is the span of the app's past readings its
+	// baseline is the median of.
+	DefaultAppBaselineFor = 5 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -200,6 +208,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AppLag <= 0 {
 		c.AppLag = DefaultAppLag
+	}
+	if c.AppBaselineFor <= 0 {
+		c.AppBaselineFor = DefaultAppBaselineFor
 	}
 	if c.Chance >= 1 {
 		c.Chance = 0

@@ -23,6 +23,15 @@ type AppLatency interface {
 	P99(ctx context.Context) (time.Duration, error)
 }
 
+// AppHistory is an AppLatency that can also read the app's past: the
+// median of its p99 readings over the span before now. The guard takes the
+// app's baseline from it when it can (Config.AppBaselineFor): one reading
+// is one moment, and a 10 s p99 of an app moves by half between moments
+// with nothing running beside it (docs/BENCHMARKS.md).
+type AppHistory interface {
+	MedianP99(ctx context.Context, span time.Duration) (time.Duration, error)
+}
+
 // ErrProbe is wrapped by Start's error when the probe fails during the
 // baseline.
 var ErrProbe = errors.New("the latency probe fails")
@@ -92,7 +101,7 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 		// Read after the probe's baseline: the reading covers the app's
 		// latest AppLag, with no backfill in it.
 		var err error
-		if app, err = readApp(ctx, cfg.App); err != nil {
+		if app, err = appBaseline(ctx, cfg.App, cfg.AppBaselineFor); err != nil {
 			g.Stop()
 			return nil, fmt.Errorf("%w before the backfill: %v", ErrApp, err)
 		}
@@ -112,6 +121,22 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 		go g.watchApp(loopCtx, cfg.App, cfg.AppEvery, sleep)
 	}
 	return g, nil
+}
+
+// appBaseline is the app's p99 before the backfill: the median of its
+// readings over span when app can read its past, else one reading.
+func appBaseline(ctx context.Context, app AppLatency, span time.Duration) (time.Duration, error) {
+	h, ok := app.(AppHistory)
+	if !ok {
+		return readApp(ctx, app)
+	}
+	ctx, cancel := context.WithTimeout(ctx, appReadTimeout)
+	defer cancel()
+	d, err := h.MedianP99(ctx, span)
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("a median p99 of %s over %s", d, span)
+	}
+	return d, err
 }
 
 // readApp reads app once, within appReadTimeout; a reading of 0 or less is

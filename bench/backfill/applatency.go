@@ -22,14 +22,17 @@ import (
 type appLatency struct {
 	dir    string
 	window time.Duration
+	// keep is how long records are kept: the window, and the span of the
+	// app's past MedianP99 may be asked for.
+	keep time.Duration
 
 	mu      sync.Mutex
 	offsets map[string]int64
 	recs    []txRecord
 }
 
-func newAppLatency(dir string, window time.Duration) *appLatency {
-	return &appLatency{dir: dir, window: window, offsets: map[string]int64{}}
+func newAppLatency(dir string, window, history time.Duration) *appLatency {
+	return &appLatency{dir: dir, window: window, keep: window + history, offsets: map[string]int64{}}
 }
 
 // P99 reads the lines written since the last call and returns the p99 of
@@ -37,33 +40,77 @@ func newAppLatency(dir string, window time.Duration) *appLatency {
 func (a *appLatency) P99(context.Context) (time.Duration, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
+	if err := a.read(now); err != nil {
+		return 0, err
+	}
+	p99, ok := a.p99At(now)
+	if !ok {
+		return 0, errors.New("no transaction of the app ended in the window")
+	}
+	return p99, nil
+}
+
+// MedianP99 is the median of the window's p99 at each second of the span
+// before now, as a Prometheus range query of the same p99 at a 1 s step
+// gives (throttle.AppHistory).
+func (a *appLatency) MedianP99(_ context.Context, span time.Duration) (time.Duration, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if err := a.read(now); err != nil {
+		return 0, err
+	}
+	var p99s []time.Duration
+	for t := now.Add(-span); !t.After(now); t = t.Add(time.Second) {
+		if p99, ok := a.p99At(t); ok {
+			p99s = append(p99s, p99)
+		}
+	}
+	if len(p99s) == 0 {
+		return 0, fmt.Errorf("no transaction of the app ended in the last %s", span)
+	}
+	slices.Sort(p99s)
+	return p99s[len(p99s)/2], nil
+}
+
+// read takes in the logs' new lines and drops the records older than keep.
+func (a *appLatency) read(now time.Time) error {
 	files, err := filepath.Glob(filepath.Join(a.dir, "tx.*"))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for _, name := range files {
 		if err := a.readNew(name); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	from := time.Now().Add(-a.window)
+	from := now.Add(-a.keep)
 	keep := a.recs[:0]
-	var lat []time.Duration
 	for _, r := range a.recs {
-		if r.end.Before(from) {
-			continue
-		}
-		keep = append(keep, r)
-		if !r.failed {
-			lat = append(lat, r.latency)
+		if !r.end.Before(from) {
+			keep = append(keep, r)
 		}
 	}
 	a.recs = keep
+	return nil
+}
+
+// p99At is the p99 of the successful transactions that ended in the window
+// up to t.
+func (a *appLatency) p99At(t time.Time) (time.Duration, bool) {
+	from := t.Add(-a.window)
+	var lat []time.Duration
+	for _, r := range a.recs {
+		if !r.failed && !r.end.Before(from) && !r.end.After(t) {
+			lat = append(lat, r.latency)
+		}
+	}
 	if len(lat) == 0 {
-		return 0, errors.New("no transaction of the app ended in the window")
+		return 0, false
 	}
 	slices.Sort(lat)
-	return percentile(lat, 0.99), nil
+	return percentile(lat, 0.99), true
 }
 
 // readNew parses the complete lines name gained since its last reading.

@@ -280,7 +280,7 @@ func TestAppLatencyReadsGrowingLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := newAppLatency(dir, 10*time.Second)
+	a := newAppLatency(dir, 10*time.Second, 30*time.Second)
 	if _, err := a.P99(context.Background()); err == nil {
 		t.Fatal("no log yet: want an error, not a p99")
 	}
@@ -295,5 +295,15 @@ func TestAppLatencyReadsGrowingLogs(t *testing.T) {
 	write(fmt.Sprintf("%d %d 0\n", end.Unix(), end.Nanosecond()/1000))
 	if got, err := a.P99(context.Background()); err != nil || got != 5*time.Millisecond {
 		t.Fatalf("p99 %s, %v; want 5ms once the line is complete", got, err)
+	}
+	// The past: 1ms transactions from 25 to 12 seconds ago make most of
+	// the last 30 s's 10 s windows, and their median is 1ms.
+	var past strings.Builder
+	for ago := 25 * time.Second; ago >= 12*time.Second; ago -= 500 * time.Millisecond {
+		past.WriteString(line(4, 1000, ago))
+	}
+	write(past.String())
+	if got, err := a.MedianP99(context.Background(), 30*time.Second); err != nil || got != time.Millisecond {
+		t.Fatalf("median p99 %s, %v; want 1ms", got, err)
 	}
 }

@@ -660,8 +660,13 @@ func (b *bench) warmupWAL(ctx context.Context, _ *results) error {
 	return nil
 }
 
-// appWindow is the span the guardwatch variant's app p99 is taken over.
-const appWindow = 10 * time.Second
+// appWindow is the span the guardwatch variants' app p99 is taken over;
+// appHistory the span before the backfill whose median p99 is the app's
+// baseline (--app-latency-baseline), for which pgbench runs first.
+const (
+	appWindow  = 10 * time.Second
+	appHistory = 30 * time.Second
+)
 
 // phasekit: the type change planned against the live schema, written as a
 // plan directory and applied up to its backfill with the variant's options,
@@ -691,16 +696,17 @@ func (b *bench) phasekit(ctx context.Context, res *results, v variant) error {
 	}
 	warm := warmup
 	if v.watchApp && opts.Guard != nil {
-		// duringAfter runs pgbench in this directory. It runs for a window
-		// and more before the migration starts, so that the guard's first
-		// reading covers the app's steady state only, as a query over a
-		// running app's histogram does: in the first runs of this variant
-		// the reading took in pgbench's first second (new connections,
-		// cold caches) and came out at 2.2 ms where the baseline run's p99
-		// was 1.3-1.6 ms.
-		opts.Guard.App = newAppLatency(filepath.Join(b.work, name), appWindow)
+		// duringAfter runs pgbench in this directory. It runs for the
+		// history before the migration starts, so that the app's baseline
+		// is the median of 30 s of its steady state, as a range query over
+		// a running app's histogram gives it: in the first runs of this
+		// variant a single reading took in pgbench's first second (new
+		// connections, cold caches) and came out at 2.2 ms where the
+		// baseline run's p99 was 1.3-1.6 ms.
+		opts.Guard.App = newAppLatency(filepath.Join(b.work, name), appWindow, appHistory)
 		opts.Guard.AppEvery, opts.Guard.AppLag = time.Second, appWindow+2*time.Second
-		warm = appWindow + 2*time.Second
+		opts.Guard.AppBaselineFor = appHistory
+		warm = appHistory
 	}
 	until := phases.Backfill
 	if v.dualWriteOnly {

@@ -285,7 +285,7 @@ func TestBackfillFlagsChecked(t *testing.T) {
 		{[]string{"--wal-compression", "gzip"}, `--wal-compression "gzip": give pglz, lz4, zstd or off`},
 		{[]string{"--app-latency-query", "up"}, "--app-latency-query needs --prometheus URL"},
 		{[]string{"--app-latency-query", "up", "--max-latency-ratio", "0", "--prometheus", "http://127.0.0.1:1"}, "--app-latency-query is read by the latency guard, which --max-latency-ratio 0 turns off"},
-		{[]string{"--app-latency-every", "0s"}, "--app-latency-every 0s, --app-latency-lag 30s: both must be positive"},
+		{[]string{"--app-latency-every", "0s"}, "--app-latency-every 0s, --app-latency-lag 30s, --app-latency-baseline 5m0s: all must be positive"},
 	} {
 		before := tableCount(t, dsn)
 		args := append([]string{"--dsn", dsn, "apply", "--plan", t.TempDir()}, tc.args...)

@@ -71,6 +71,7 @@ func backfillFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "app-p99", Usage: "latency guard: the application's own p99 latency, as its monitoring sees it; the probe may then rise above its baseline by (--max-latency-ratio - 1) times this, instead of times its own baseline (a probe faster than the app makes the ratio stricter than the app's; docs/execution.md)"},
 		&cli.StringFlag{Name: "app-latency-query", Usage: "latency guard: a Prometheus query (on --prometheus) giving the application's own p99 in seconds, e.g. 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[30s])))'; read before the backfill (it then stands for --app-p99) and every --app-latency-every while it runs: a reading above --max-latency-ratio times the first slows the backfill down (docs/execution.md)"},
 		&cli.DurationFlag{Name: "app-latency-every", Value: throttle.DefaultAppEvery, Usage: "latency guard: time between two readings of --app-latency-query"},
+		&cli.DurationFlag{Name: "app-latency-baseline", Value: throttle.DefaultAppBaselineFor, Usage: "latency guard: the app's baseline is the median of --app-latency-query's values over this span before the backfill (a Prometheus range query), not one reading"},
 		&cli.DurationFlag{Name: "app-latency-lag", Value: throttle.DefaultAppLag, Usage: "latency guard: how far back one reading of --app-latency-query looks (its range plus a scrape interval); for this long after a cut, a reading above the limit holds the rate without cutting it again"},
 		&cli.DurationFlag{Name: "probe-interval", Value: throttle.DefaultInterval, Usage: "latency guard: time between two probes"},
 		&cli.DurationFlag{Name: "probe-baseline", Value: throttle.DefaultBaselineFor, Usage: "latency guard: how long the probe runs alone before the backfill starts"},
@@ -98,8 +99,8 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-p99 %s: must not be negative", c.Duration("app-p99")))
 	case c.Duration("probe-baseline") < c.Duration("probe-interval"):
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--probe-baseline %s: must be at least one --probe-interval (%s)", c.Duration("probe-baseline"), c.Duration("probe-interval")))
-	case c.Duration("app-latency-every") <= 0 || c.Duration("app-latency-lag") <= 0:
-		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-latency-every %s, --app-latency-lag %s: both must be positive", c.Duration("app-latency-every"), c.Duration("app-latency-lag")))
+	case c.Duration("app-latency-every") <= 0 || c.Duration("app-latency-lag") <= 0 || c.Duration("app-latency-baseline") <= 0:
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-latency-every %s, --app-latency-lag %s, --app-latency-baseline %s: all must be positive", c.Duration("app-latency-every"), c.Duration("app-latency-lag"), c.Duration("app-latency-baseline")))
 	}
 	app, err := appLatency(c, r)
 	if err != nil {
@@ -117,6 +118,7 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		o.Guard = &throttle.Config{MaxRatio: r, Interval: c.Duration("probe-interval"), BaselineFor: c.Duration("probe-baseline"), AppP99: c.Duration("app-p99")}
 		if app != nil {
 			o.Guard.App, o.Guard.AppEvery, o.Guard.AppLag = app, c.Duration("app-latency-every"), c.Duration("app-latency-lag")
+			o.Guard.AppBaselineFor = c.Duration("app-latency-baseline")
 		}
 	}
 	return o, nil
