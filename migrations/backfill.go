@@ -394,7 +394,7 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 		if o.Guard.AppP99 <= 0 {
 			from = "read from --app-latency-query"
 		}
-		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, %s)", gc.MaxRatio-1, gc.AppP99.Round(10*time.Microsecond), from)
+		of = fmt.Sprintf(" (its baseline plus %g times the app's p99 of %s, %s)", gc.ProbeMaxRatio()-1, gc.AppP99.Round(10*time.Microsecond), from)
 	}
 	p.logf("guard: the probe's p99 alone is %s; holding it under %s%s while backfilling", st.Baseline.Round(10*time.Microsecond), st.Limit.Round(10*time.Microsecond), of)
 	if st.App != nil {

@@ -284,6 +284,7 @@ func TestBackfillFlagsChecked(t *testing.T) {
 		{[]string{"--app-p99", "-2ms"}, "--app-p99 -2ms: must not be negative"},
 		{[]string{"--wal-compression", "gzip"}, `--wal-compression "gzip": give pglz, lz4, zstd or off`},
 		{[]string{"--app-latency-query", "up"}, "--app-latency-query needs --prometheus URL"},
+		{[]string{"--app-latency-probe-ratio", "0.5"}, "--app-latency-probe-ratio 0.5: give 1 or more"},
 		{[]string{"--app-latency-query", "up", "--max-latency-ratio", "0", "--prometheus", "http://127.0.0.1:1"}, "--app-latency-query is read by the latency guard, which --max-latency-ratio 0 turns off"},
 		{[]string{"--app-latency-every", "0s"}, "--app-latency-every 0s, --app-latency-lag 30s, --app-latency-baseline 5m0s: all must be positive"},
 	} {

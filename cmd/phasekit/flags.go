@@ -72,6 +72,7 @@ func backfillFlags() []cli.Flag {
 		&cli.StringFlag{Name: "app-latency-query", Usage: "latency guard: a Prometheus query (on --prometheus) giving the application's own p99 in seconds, e.g. 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[30s])))'; read before the backfill (it then stands for --app-p99) and every --app-latency-every while it runs: a reading above --max-latency-ratio times the first slows the backfill down (docs/execution.md)"},
 		&cli.DurationFlag{Name: "app-latency-every", Value: throttle.DefaultAppEvery, Usage: "latency guard: time between two readings of --app-latency-query"},
 		&cli.DurationFlag{Name: "app-latency-baseline", Value: throttle.DefaultAppBaselineFor, Usage: "latency guard: the app's baseline is the median of --app-latency-query's values over this span before the backfill (a Prometheus range query), not one reading"},
+		&cli.Float64Flag{Name: "app-latency-probe-ratio", Value: 2, Usage: "latency guard: with --app-latency-query, the probe's limit is made with this ratio instead of --max-latency-ratio: the app's own readings hold the app at --max-latency-ratio, the probe brakes what they see late (docs/execution.md)"},
 		&cli.DurationFlag{Name: "app-latency-lag", Value: throttle.DefaultAppLag, Usage: "latency guard: how far back one reading of --app-latency-query looks (its range plus a scrape interval); for this long after a cut, a reading above the limit holds the rate without cutting it again"},
 		&cli.DurationFlag{Name: "probe-interval", Value: throttle.DefaultInterval, Usage: "latency guard: time between two probes"},
 		&cli.DurationFlag{Name: "probe-baseline", Value: throttle.DefaultBaselineFor, Usage: "latency guard: how long the probe runs alone before the backfill starts"},
@@ -102,6 +103,9 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 	case c.Duration("app-latency-every") <= 0 || c.Duration("app-latency-lag") <= 0 || c.Duration("app-latency-baseline") <= 0:
 		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-latency-every %s, --app-latency-lag %s, --app-latency-baseline %s: all must be positive", c.Duration("app-latency-every"), c.Duration("app-latency-lag"), c.Duration("app-latency-baseline")))
 	}
+	if pr := c.Float64("app-latency-probe-ratio"); pr < 1 {
+		return migrations.BackfillOptions{}, badInput(fmt.Errorf("--app-latency-probe-ratio %g: give 1 or more", pr))
+	}
 	app, err := appLatency(c, r)
 	if err != nil {
 		return migrations.BackfillOptions{}, err
@@ -119,6 +123,7 @@ func backfillOptions(c *cli.Context, progress io.Writer) (migrations.BackfillOpt
 		if app != nil {
 			o.Guard.App, o.Guard.AppEvery, o.Guard.AppLag = app, c.Duration("app-latency-every"), c.Duration("app-latency-lag")
 			o.Guard.AppBaselineFor = c.Duration("app-latency-baseline")
+			o.Guard.ProbeRatio = c.Float64("app-latency-probe-ratio")
 		}
 	}
 	return o, nil

@@ -90,7 +90,7 @@ func TestGuardReadsTheAppsLatency(t *testing.T) {
 		t.Fatalf("apply: exit %d\n%s", code, stderr)
 	}
 	for _, want := range []string{
-		"(its baseline plus 0.5 times the app's p99 of 2ms, read from --app-latency-query)",
+		"(its baseline plus 1 times the app's p99 of 2ms, read from --app-latency-query)",
 		"guard: the app's own p99 before the backfill is 2ms (the median of its readings over the last 1m0s); the backfill slows down whenever it reads above 3.2ms",
 		"(limit 3.2ms, baseline 2ms); 1 cut(s) on it",
 	} {
