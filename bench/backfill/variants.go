@@ -184,8 +184,8 @@ var sweep = []variant{
 		o.Guard.Chance = 0.1
 	}},
 	{key: "guardapp", label: "guard 1.5x, given the app's p99 (--app-p99: the latest baseline's)", opts: cliDefaults, appP99: true},
-	{key: "guardwatch", label: "guard 1.5x, reading the app's own p99 (--app-latency-query: pgbench's, over 10 s, every 1 s)", opts: cliDefaults, watchApp: true},
-	{key: "guardwatch2", label: "guard reading the app's own p99 (held at 1.5x), the probe a brake at 2x", opts: func(o *migrations.BackfillOptions) {
+	{key: "guardwatch", label: "guard 1.5x, reading the app's own p99 (pgbench's, over 10 s, every 1 s), the probe at 1.5x too (--app-latency-probe-ratio 1.5)", opts: cliDefaults, watchApp: true},
+	{key: "guardwatch2", label: "guard reading the app's own p99 (held at 1.5x), the probe a brake at 2x (--app-latency-query's default)", opts: func(o *migrations.BackfillOptions) {
 		cliDefaults(o)
 		o.Guard.ProbeRatio = 2
 	}, watchApp: true},
