@@ -110,15 +110,22 @@ func (p *Prometheus) Value(ctx context.Context, query string) (float64, error) {
 	}
 	best, ok := math.Inf(-1), false
 	for _, v := range vs {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		if finite(v) {
 			best, ok = max(best, v), true
 		}
 	}
 	if !ok {
-		return 0, fmt.Errorf("query %s: %w now (%d series, none a finite number): is the app serving requests, and its latency scraped?", query, ErrNoValue, len(vs))
+		return 0, fmt.Errorf("query %s: %w now (%d series, none a finite number)%s", query, ErrNoValue, len(vs), noValueHint)
 	}
 	return best, nil
 }
+
+// noValueHint ends the error of a query with no value.
+const noValueHint = ": is the app serving requests, and its latency scraped?"
+
+// finite says f is a number a latency can be: not NaN (histogram_quantile
+// over no requests) nor infinite.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // ErrNoValue is wrapped by Value's error when the query gives no number.
 var ErrNoValue = errors.New("no value")
@@ -167,7 +174,7 @@ func (a AppLatency) MedianP99(ctx context.Context, span time.Duration) (time.Dur
 	for _, s := range m {
 		for _, v := range s.Values {
 			f := float64(v.Value)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
+			if !finite(f) {
 				continue
 			}
 			if w, seen := worst[v.Timestamp]; !seen || f > w {
@@ -176,7 +183,7 @@ func (a AppLatency) MedianP99(ctx context.Context, span time.Duration) (time.Dur
 		}
 	}
 	if len(worst) == 0 {
-		return 0, fmt.Errorf("query %s: %w over the last %s: is the app serving requests, and its latency scraped?", a.Query, ErrNoValue, span)
+		return 0, fmt.Errorf("query %s: %w over the last %s%s", a.Query, ErrNoValue, span, noValueHint)
 	}
 	vs := make([]float64, 0, len(worst))
 	for _, f := range worst {

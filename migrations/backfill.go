@@ -388,8 +388,8 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	b.guard = g
 	p.guard = g.Stats
 	st := g.Stats()
-	of := ""
-	if gc := g.Config(); gc.AppP99 > 0 {
+	of, gc := "", g.Config()
+	if gc.AppP99 > 0 {
 		from := "--app-p99"
 		if o.Guard.AppP99 <= 0 {
 			from = "read from --app-latency-query"
@@ -400,7 +400,7 @@ func (b *backfiller) startGuard(ctx context.Context, p *backfillProgress) (stop 
 	if st.App != nil {
 		how := "one reading"
 		if _, ok := o.Guard.App.(throttle.AppHistory); ok {
-			how = fmt.Sprintf("the median of its readings over the last %s", g.Config().AppBaselineFor)
+			how = fmt.Sprintf("the median of its readings over the last %s", gc.AppBaselineFor)
 		}
 		p.logf("guard: the app's own p99 before the backfill is %s (%s); the backfill slows down whenever it reads above %s", st.App.Baseline.Round(10*time.Microsecond), how, st.App.Limit.Round(10*time.Microsecond))
 	}

@@ -48,9 +48,10 @@ type Config struct {
 	// backfill near 2,000 rows/s while the app's p99 stayed at 1.19x.
 	AppP99 time.Duration
 	// App, when set, reads the application's own p99 latency from its
-	// monitoring (AppLatency: a Prometheus query, say). The guard reads it
-	// once before the backfill, after the probe's baseline: that reading is
-	// the app's baseline, and AppP99 when AppP99 is 0. While the backfill
+	// monitoring (AppLatency: a Prometheus query, say). Before the backfill,
+	// after the probe's baseline, the guard takes the app's baseline from
+	// it (the median over AppBaselineFor when App can read its past, else
+	// one reading); it is AppP99 too when AppP99 is 0. While the backfill
 	// runs it reads it every AppEvery: a reading above MaxRatio times the
 	// app's baseline (plus Slack) cuts the rate as a probe above its limit
 	// does, and the rate does not grow again until a reading is back under
@@ -263,8 +264,9 @@ type Stats struct {
 
 // AppStats is what the guard read of the application's own p99.
 type AppStats struct {
-	// Baseline is the reading before the backfill; Limit is MaxRatio times
-	// it plus Slack; P99 the latest reading, Peak the highest.
+	// Baseline is the app's p99 before the backfill (appBaseline); Limit
+	// is MaxRatio times it plus Slack; P99 the latest reading, Peak the
+	// highest.
 	Baseline time.Duration
 	Limit    time.Duration
 	P99      time.Duration
@@ -559,7 +561,7 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	}
 	if above {
 		c.over = 0
-		base := c.decrease(now)
+		base := c.decrease(now, used)
 		if c.inARow == 0 {
 			c.before = base
 		}
@@ -602,12 +604,13 @@ func (c *Controller) Decide(now time.Time, inflight time.Duration) Decision {
 	return d
 }
 
-// decrease cuts the rate, from the rate the backfill really went at: when it
-// could not reach the rate allowed, halving the allowance would change
-// nothing. It returns that rate. The probes before now no longer count.
-func (c *Controller) decrease(now time.Time) (base float64) {
+// decrease cuts the rate, from the rate the backfill really went at (used,
+// from measured): when it could not reach the rate allowed, halving the
+// allowance would change nothing. It returns that rate. The probes before
+// now no longer count.
+func (c *Controller) decrease(now time.Time, used float64) (base float64) {
 	base = c.rate
-	if used := c.measured(now); used > 0 && used < base {
+	if used > 0 && used < base {
 		base = used
 	}
 	c.from = base
@@ -648,7 +651,7 @@ func (c *Controller) ObserveApp(now time.Time, p99 time.Duration, err error) {
 	if !c.appOver || now.Before(c.appHold) {
 		return
 	}
-	c.decrease(now)
+	c.decrease(now, c.measured(now))
 	c.app.Cuts++
 	c.appHold = now.Add(c.cfg.AppLag)
 }

@@ -98,8 +98,8 @@ func Start(ctx context.Context, probe Probe, cfg Config, now func() time.Time, s
 	}
 	var app time.Duration
 	if cfg.App != nil {
-		// Read after the probe's baseline: the reading covers the app's
-		// latest AppLag, with no backfill in it.
+		// Read after the probe's baseline: what it covers is before the
+		// backfill.
 		var err error
 		if app, err = appBaseline(ctx, cfg.App, cfg.AppBaselineFor); err != nil {
 			g.Stop()
@@ -130,23 +130,24 @@ func appBaseline(ctx context.Context, app AppLatency, span time.Duration) (time.
 	if !ok {
 		return readApp(ctx, app)
 	}
-	ctx, cancel := context.WithTimeout(ctx, appReadTimeout)
-	defer cancel()
-	d, err := h.MedianP99(ctx, span)
-	if err == nil && d <= 0 {
-		err = fmt.Errorf("a median p99 of %s over %s", d, span)
-	}
-	return d, err
+	median := func(ctx context.Context) (time.Duration, error) { return h.MedianP99(ctx, span) }
+	return bounded(ctx, median, fmt.Sprintf("a median p99 of %%s over %s", span))
 }
 
 // readApp reads app once, within appReadTimeout; a reading of 0 or less is
 // refused as none.
 func readApp(ctx context.Context, app AppLatency) (time.Duration, error) {
+	return bounded(ctx, app.P99, "a p99 of %s")
+}
+
+// bounded runs read within appReadTimeout and refuses a latency of 0 or
+// less with none, a format naming it.
+func bounded(ctx context.Context, read func(context.Context) (time.Duration, error), none string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, appReadTimeout)
 	defer cancel()
-	d, err := app.P99(ctx)
+	d, err := read(ctx)
 	if err == nil && d <= 0 {
-		err = fmt.Errorf("a p99 of %s", d)
+		err = fmt.Errorf(none, d)
 	}
 	return d, err
 }
