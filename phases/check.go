@@ -25,6 +25,10 @@ type CheckResult struct {
 	// Limits are differences the plan states rather than fails on: a column
 	// that ends at another position than the file leaves it.
 	Limits []string `json:"limits,omitempty"`
+	// Unstable names the tables whose rows were compared without the
+	// columns the file itself fills differently each time it runs (now(),
+	// random()), and on those columns' NULLs and distinct values.
+	Unstable []string `json:"unstable,omitempty"`
 	// Accepted is set when the user accepted differences (plan
 	// --accept-differences); the plan then still carries them.
 	Accepted bool `json:"accepted,omitempty"`

@@ -105,6 +105,9 @@ func (d *Dev) Check(ctx context.Context, p *phases.Plan, r *Replay, o CheckOptio
 		res.Error = err.Error()
 	} else {
 		res.Differences = Compare(want, got, true)
+		if res.Differences, res.Unstable, err = d.settleUnstable(ctx, r, db, res.Differences); err != nil {
+			return nil, err
+		}
 		res.Limits = PositionLimits(want, got)
 		res.Equal = len(res.Differences) == 0
 	}

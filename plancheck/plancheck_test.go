@@ -146,3 +146,28 @@ func TestPlanEqualsFile(t *testing.T) {
 		})
 	}
 }
+
+// A file that writes other values each time it runs (now(), a random
+// default, a stamping UPDATE) is checked without those columns, and says so.
+func TestPlanOfAFileThatFillsDifferentlyEachRun(t *testing.T) {
+	cases := []struct{ name, sql, column string }{
+		{"stable_default_now", "ALTER TABLE t ADD COLUMN created timestamptz NOT NULL DEFAULT now();", "created"},
+		{"volatile_default", "ALTER TABLE t ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid();", "uid"},
+		{"stamping_update_then_not_null", "ALTER TABLE invoice ADD COLUMN seen timestamptz; UPDATE invoice SET seen = now() WHERE deleted; ALTER TABLE invoice DROP COLUMN deleted;", "seen"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := planChecked(t, chinookish, tc.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Check.OK() {
+				t.Fatalf("check failed: %+v", p.Check)
+			}
+			if len(p.Check.Unstable) != 1 || !strings.Contains(p.Check.Unstable[0], "compared without "+tc.column+",") {
+				t.Fatalf("unstable %q, want one note naming %s", p.Check.Unstable, tc.column)
+			}
+		})
+	}
+}

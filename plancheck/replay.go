@@ -28,6 +28,8 @@ type Replay struct {
 	// spec's remove_enum_value): the replay stops there and the plan cannot
 	// be checked.
 	Unreplayable string
+	// migrations are what was replayed, for a second run (settleUnstable).
+	migrations []*change.Migration
 }
 
 // StatementError is a statement PostgreSQL refused during the replay, on
@@ -67,7 +69,7 @@ func (d *Dev) Replay(ctx context.Context, ms []*change.Migration) (*Replay, erro
 	}
 	defer conn.Close(context.Background())
 	start := time.Now()
-	r := &Replay{DB: db}
+	r := &Replay{DB: db, migrations: ms}
 	defer func() { r.Millis = time.Since(start).Milliseconds() }()
 	rp := &replayer{conn: conn}
 	if rp.current, err = schema.Introspect(ctx, conn); err != nil {

@@ -80,6 +80,9 @@ func CheckDetails(w io.Writer, p *phases.Plan) {
 	for _, l := range c.Limits {
 		fmt.Fprintf(w, "limit: %s\n", l)
 	}
+	for _, u := range c.Unstable {
+		fmt.Fprintf(w, "note: %s\n", u)
+	}
 }
 
 func flatten(s string, n int) string {

@@ -16,7 +16,7 @@ func Markdown(w io.Writer, p *phases.Plan) {
 	fmt.Fprintf(w, "# phasekit plan `%s`\n\n", phases.ShortHash(p.Hash))
 	if line := CheckLine(p); line != "" {
 		fmt.Fprintf(w, "**%s**\n\n", line)
-		if p.Check.Checked && !p.Check.OK() || len(p.Check.Limits) > 0 {
+		if p.Check.Checked && !p.Check.OK() || len(p.Check.Limits) > 0 || len(p.Check.Unstable) > 0 {
 			fmt.Fprintln(w, "```")
 			CheckDetails(w, p)
 			fmt.Fprintln(w, "```")

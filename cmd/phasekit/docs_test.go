@@ -120,6 +120,7 @@ var docRuns = map[string][]docRun{
 	},
 	"docs/plan-check.md": {
 		{cmd: `bin/phasekit plan --schema ../shared/datasets/chinook/chinook-schema.sql testdata/demo/rename_email.sql`},
+		{cmd: `bin/phasekit plan --schema ../shared/datasets/chinook/chinook-schema.sql testdata/demo/stamp_tracks.sql`},
 		{cmd: `bin/phasekit plan --dir migrations/ --version 20240101120000 --out build/plan`, skip: ownFiles},
 		{cmd: `bin/phasekit replay --dir ../shared/datasets/kratos-migrations/migrations --order ../shared/datasets/kratos-migrations/postgres-order.txt`, skip: "walks all 346 versions, minutes of work: make corpus runs it, plancheck's TestKratosHistory covers it"},
 	},

@@ -110,6 +110,9 @@ func printVersion(w io.Writer, r plancheck.VersionResult) {
 	if r.Check != nil && len(r.Check.Limits) > 0 {
 		line += fmt.Sprintf("  (%d limit(s): %s)", len(r.Check.Limits), r.Check.Limits[0])
 	}
+	if r.Check != nil && len(r.Check.Unstable) > 0 {
+		line += fmt.Sprintf("  (note: %s)", r.Check.Unstable[0])
+	}
 	fmt.Fprintln(w, line)
 	if r.Reason != "" {
 		fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(firstLines(r.Reason, 6), "\n", "\n    "))
@@ -124,31 +127,39 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func replayCounts(results []plancheck.VersionResult) (counts map[string]int, limits int) {
+func replayCounts(results []plancheck.VersionResult) (counts map[string]int, limits, unstable int) {
 	counts = map[string]int{}
 	for _, r := range results {
 		counts[r.Outcome]++
 		if r.Check != nil && len(r.Check.Limits) > 0 {
 			limits++
 		}
+		if r.Check != nil && len(r.Check.Unstable) > 0 {
+			unstable++
+		}
 	}
-	return counts, limits
+	return counts, limits, unstable
 }
 
 func writeReplaySummary(w io.Writer, results []plancheck.VersionResult, took time.Duration) {
-	counts, limits := replayCounts(results)
-	fmt.Fprintf(w, "\n%d version(s) in %s: %d planned and checked, %d refused, %d check failed, %d crashed; %d planned with a stated limit (column position)\n",
+	counts, limits, unstable := replayCounts(results)
+	fmt.Fprintf(w, "\n%d version(s) in %s: %d planned and checked, %d refused, %d check failed, %d crashed; %d planned with a stated limit (column position)",
 		len(results), took.Round(time.Second), counts[plancheck.Planned], counts[plancheck.Refused], counts[plancheck.CheckFailed], counts[plancheck.Crashed], limits)
+	if unstable > 0 {
+		fmt.Fprintf(w, "; %d with rows the file fills differently each run, compared without those columns", unstable)
+	}
+	fmt.Fprintln(w)
 }
 
 func writeReplayMarkdown(w io.Writer, results []plancheck.VersionResult) {
-	counts, limits := replayCounts(results)
+	counts, limits, unstable := replayCounts(results)
 	fmt.Fprintln(w, "| outcome | versions |")
 	fmt.Fprintln(w, "| --- | --: |")
 	for _, o := range []string{plancheck.Planned, plancheck.Refused, plancheck.CheckFailed, plancheck.Crashed} {
 		fmt.Fprintf(w, "| %s | %d |\n", o, counts[o])
 	}
-	fmt.Fprintf(w, "| planned with a stated limit | %d |\n\n", limits)
+	fmt.Fprintf(w, "| planned with a stated limit | %d |\n", limits)
+	fmt.Fprintf(w, "| rows compared without columns the file fills differently each run | %d |\n\n", unstable)
 	var rows []plancheck.VersionResult
 	for _, r := range results {
 		if r.Outcome != plancheck.Planned {
