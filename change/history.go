@@ -16,6 +16,29 @@ type HistoryFile struct {
 	// 64 bits: pop uses 20-digit timestamps).
 	Version string
 	Path    string
+	// Dialect is the database the name says the file is for (pop's
+	// VERSION_name.postgres.up.sql), "" when it names none.
+	Dialect string
+}
+
+// Runners' version tables, as each makes it before the first migration:
+// files may read or alter it (Harbor's 2.0.0 adds a column to
+// schema_migrations).
+const (
+	GolangMigrateTable = `CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);`
+	PopTable           = `CREATE TABLE IF NOT EXISTS schema_migration (version varchar(48) NOT NULL, CONSTRAINT schema_migration_pkey PRIMARY KEY (version));
+CREATE UNIQUE INDEX IF NOT EXISTS schema_migration_version_idx ON schema_migration (version);`
+)
+
+// HistoryRunner guesses which runner a history is written for: "pop" when a
+// file names its dialect (only pop's names do), else "golang-migrate".
+func HistoryRunner(files []HistoryFile) string {
+	for _, f := range files {
+		if f.Dialect != "" {
+			return "pop"
+		}
+	}
+	return "golang-migrate"
 }
 
 // ReadHistory lists the PostgreSQL up migrations of a directory in version
@@ -42,17 +65,11 @@ func ReadHistory(dir string) ([]HistoryFile, error) {
 		if !ok || !strings.HasSuffix(name, ".up.sql") {
 			continue
 		}
-		parts := strings.Split(strings.TrimSuffix(name, ".up.sql"), ".")
-		dialect := ""
-		for _, p := range parts[1:] {
-			if p != "autocommit" {
-				dialect = p
-			}
-		}
+		dialect := fileDialect(name)
 		if dialect != "" && dialect != "postgres" && dialect != "postgresql" {
 			continue
 		}
-		p := pick{f: HistoryFile{Version: v, Path: dir + string(os.PathSeparator) + name}, postgres: dialect != ""}
+		p := pick{f: HistoryFile{Version: v, Path: dir + string(os.PathSeparator) + name, Dialect: dialect}, postgres: dialect != ""}
 		if old, seen := byVersion[v]; seen {
 			if old.postgres == p.postgres {
 				return nil, fmt.Errorf("%s: two up migrations of version %s (%s too)", p.f.Path, v, old.f.Path)
@@ -69,6 +86,38 @@ func ReadHistory(dir string) ([]HistoryFile, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return VersionLess(out[i].Version, out[j].Version) })
 	return out, nil
+}
+
+// dialects are the database names pop writes in a file name
+// (VERSION_name.DIALECT[.autocommit].up.sql).
+var dialects = map[string]bool{
+	"postgres": true, "postgresql": true, "pg": true, "cockroach": true, "cockroachdb": true, "crdb": true,
+	"mysql": true, "mariadb": true, "sqlite3": true, "sqlite": true, "mssql": true, "sqlserver": true,
+}
+
+// fileDialect is the dialect an up migration's name says it is for, "" for
+// every dialect. Only a known dialect counts: the rest of the dots belong to
+// the name, as in golang-migrate's "0002_1.7.0_schema.up.sql".
+func fileDialect(name string) string {
+	base := strings.TrimSuffix(name, ".up.sql")
+	dialect := ""
+	for {
+		i := strings.LastIndexByte(base, '.')
+		if i < 0 {
+			return dialect
+		}
+		switch part := base[i+1:]; {
+		case part == "autocommit":
+		case dialects[part] && dialect == "":
+			dialect = part
+			if part == "pg" {
+				dialect = "postgres"
+			}
+		default:
+			return dialect
+		}
+		base = base[:i]
+	}
 }
 
 // FileVersion reads the leading version of a migration file name
@@ -120,7 +169,7 @@ func ReadHistoryOrdered(dir, order string) ([]HistoryFile, error) {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", order, line, err)
 		}
-		out = append(out, HistoryFile{Version: v, Path: p})
+		out = append(out, HistoryFile{Version: v, Path: p, Dialect: fileDialect(name)})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ func sourceFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "schema", Usage: "pg_dump --schema-only file with the current schema (loaded into the dev server)"},
 		&cli.StringFlag{Name: "dir", Usage: "the application's migrations directory (golang-migrate or pop file names): earlier files build the schema, --version is planned"},
+		runnerFlag,
 		&cli.StringFlag{Name: "version", Usage: "with --dir: the version to plan (default: the last one)"},
 		&cli.StringFlag{Name: "dev-url", Usage: "an existing PostgreSQL server to make scratch databases on (default: a throwaway local cluster)"},
 	}
@@ -172,7 +173,15 @@ func readSources(c *cli.Context) (*sources, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sources{history: ms[:at], planned: ms[at:]}, nil
+	_, table, err := runnerTable(c, files)
+	if err != nil {
+		return nil, err
+	}
+	history := ms[:at]
+	if table != nil {
+		history = append([]*change.Migration{table}, history...)
+	}
+	return &sources{history: history, planned: ms[at:]}, nil
 }
 
 // planSources plans the migrations. When a dev server can be had (always

@@ -25,6 +25,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "from", Usage: "plan from this version on (earlier ones are only applied)"},
 			&cli.StringFlag{Name: "schema", Usage: "a schema file to start from (default: an empty database)"},
 			&cli.StringFlag{Name: "dev-url", Usage: "an existing PostgreSQL server to make scratch databases on (default: a throwaway local cluster)"},
+			runnerFlag,
 			&cli.BoolFlag{Name: "no-rollbacks", Usage: "skip the rollback checks (faster)"},
 			&cli.StringFlag{Name: "out", Usage: "also write the results as JSON to this file"},
 			&cli.StringFlag{Name: "markdown", Usage: "also write the summary table (outcomes, and every version not planned) as Markdown to this file"},
@@ -44,12 +45,24 @@ func replayCommand() *cli.Command {
 					return badInput(err)
 				}
 			}
+			runner, table, err := runnerTable(c, files)
+			if err != nil {
+				return err
+			}
+			if table != nil {
+				if err := dev.LoadHistory(c.Context, []*change.Migration{table}); err != nil {
+					return err
+				}
+			}
 			start := time.Now()
 			var results []plancheck.VersionResult
 			w := c.App.Writer
 			format := c.String("format")
 			if format == "text" {
 				fmt.Fprintf(w, "replaying %d migration(s) of %s on %s\n", len(files), c.String("dir"), dev.Server)
+				if table != nil {
+					fmt.Fprintf(w, "the start database holds %s's version table, as the runner makes it (--runner none leaves it out)\n", runner)
+				}
 			}
 			err = dev.ReplayHistory(c.Context, files, plancheck.HistoryOptions{From: c.String("from"), Check: plancheck.CheckOptions{NoRollbacks: c.Bool("no-rollbacks")}},
 				func(r plancheck.VersionResult) {
@@ -99,6 +112,28 @@ func replayCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// runnerFlag names the runner whose version table a history's files may
+// read or alter (Harbor's 2.0.0 adds a column to schema_migrations).
+var runnerFlag = &cli.StringFlag{Name: "runner", Value: "auto", Usage: "the runner whose version table the start database holds, as it makes it before the first file: golang-migrate (schema_migrations), pop (schema_migration) or none; auto: pop when a file name says its dialect, else golang-migrate"}
+
+// runnerTable is the migration that makes the --runner's version table
+// (nil for none) and the runner's name.
+func runnerTable(c *cli.Context, files []change.HistoryFile) (string, *change.Migration, error) {
+	runner := c.String("runner")
+	if runner == "auto" || runner == "" {
+		runner = change.HistoryRunner(files)
+	}
+	sql, ok := map[string]string{"golang-migrate": change.GolangMigrateTable, "pop": change.PopTable, "none": ""}[runner]
+	if !ok {
+		return "", nil, badInput(fmt.Errorf("--runner %q: want golang-migrate, pop, none or auto", c.String("runner")))
+	}
+	if sql == "" {
+		return runner, nil, nil
+	}
+	m, err := change.ParseSQL(runner+" version table", sql)
+	return runner, m, err
 }
 
 func printVersion(w io.Writer, r plancheck.VersionResult) {
