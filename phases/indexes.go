@@ -18,6 +18,14 @@ func init() {
 // planCreateIndex builds the index CONCURRENTLY, outside a transaction, so
 // writes go on while it builds.
 func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
+	if v, ok := s.MaterializedView(c.Table); ok {
+		// No app writes a materialized view: even a UNIQUE index (the one
+		// REFRESH ... CONCURRENTLY needs) refuses nothing N writes.
+		f := newFragment()
+		f.add(Expand, concurrent(v.QName(), "an index of a materialized view: builds while reads go on (a REFRESH waits for it)", c.Definition,
+			fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(v.Schema, c.Constraint)))))
+		return f, nil
+	}
 	t, err := lookupTable(s, c, c.Table)
 	if err != nil {
 		return nil, err
@@ -51,6 +59,13 @@ func planDropIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 				if ix.Constraint != "" {
 					return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("index %s backs constraint %s: drop the constraint instead", c.Constraint, ix.Constraint)}
 				}
+			}
+		}
+	}
+	for _, v := range s.Views {
+		for _, ix := range v.Indexes {
+			if schema.QualifiedName(v.Schema, ix.Name) == c.Constraint {
+				table, def = v.QName(), ix.Definition
 			}
 		}
 	}

@@ -289,6 +289,24 @@ func droppedObjects(s *schema.Snapshot, c change.Change) []object {
 
 // diffObjects lists what differs between two snapshots: what a replayed
 // statement changed.
+// sameIndexes tells two lists of indexes hold the same names and
+// definitions, in any order.
+func sameIndexes(a, b []schema.Index) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	defs := map[string]string{}
+	for _, ix := range a {
+		defs[ix.Name] = ix.Definition
+	}
+	for _, ix := range b {
+		if d, ok := defs[ix.Name]; !ok || d != ix.Definition {
+			return false
+		}
+	}
+	return true
+}
+
 func diffObjects(a, b *schema.Snapshot) []object {
 	var out []object
 	names := map[string]bool{}
@@ -318,6 +336,10 @@ func diffObjects(a, b *schema.Snapshot) []object {
 		va, oka := a.Views[k]
 		vb, okb := b.Views[k]
 		if oka && okb && va.Definition == vb.Definition && va.Materialized == vb.Materialized && strings.Join(va.Columns, ",") == strings.Join(vb.Columns, ",") {
+			if !sameIndexes(va.Indexes, vb.Indexes) {
+				// An index of a materialized view: the view, not what it reads.
+				out = append(out, rel(k))
+			}
 			continue
 		}
 		out = append(out, rel(k))

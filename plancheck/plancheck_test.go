@@ -119,6 +119,9 @@ func TestPlanEqualsFile(t *testing.T) {
 		{name: "column_renamed_then_table_renamed", sql: "ALTER TABLE t RENAME COLUMN a TO a2; ALTER TABLE t RENAME TO t3;", refuse: "separate migrations"},
 		{name: "drop_view_then_recreate", sql: "CREATE VIEW v AS SELECT customer_id, email FROM customer; DROP VIEW v; CREATE VIEW v AS SELECT customer_id, email, country FROM customer;", phases: "expand"},
 		{name: "drop_function", sql: "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'; DROP FUNCTION f();", phases: "expand,contract"},
+		// Indexes of a materialized view (Mattermost's 000118).
+		{name: "matview_index", sql: "CREATE MATERIALIZED VIEW mv AS SELECT country, count(*) AS n FROM customer GROUP BY country; CREATE INDEX CONCURRENTLY IF NOT EXISTS mv_n ON mv (n); CREATE UNIQUE INDEX mv_country ON mv (country);", phases: "expand"},
+		{name: "matview_index_dropped", sql: "CREATE MATERIALIZED VIEW mv AS SELECT country, count(*) AS n FROM customer GROUP BY country; CREATE INDEX mv_n ON mv (n); DROP INDEX IF EXISTS mv_n;", phases: "expand,contract"},
 		{name: "drop_type_still_used_by_a_retyped_column", sql: "CREATE TYPE mood AS ENUM ('a', 'b'); ALTER TABLE customer ADD COLUMN m mood; ALTER TABLE customer ALTER COLUMN m TYPE text; DROP TYPE mood;"},
 	}
 	for _, tc := range cases {

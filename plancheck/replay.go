@@ -144,7 +144,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
 			// Building or dropping an index that is (not) there: nothing.
-			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(rp.current, after)
+			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(rp.current, after) && sameRelations(rel0, rel1)
 		}
 		rp.current = after
 		return obs, nil
@@ -191,7 +191,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			}
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
-			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(cur, after)
+			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(cur, after) && sameRelations(rel0, rel1)
 			cur = after
 		}
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_replay"); err != nil {
@@ -225,7 +225,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 		obs[0].Rewritten = rewritten(rel0, rel1)
 		// ALTER TABLE takes a transaction id even when it skips (IF NOT
 		// EXISTS, SET NOT NULL on a NOT NULL column): the snapshot tells.
-		obs[0].NoOp = xid == nil || phases.SnapshotShows(changes[0]) && sameSchema(rp.current, after)
+		obs[0].NoOp = xid == nil || phases.SnapshotShows(changes[0]) && sameSchema(rp.current, after) && sameRelations(rel0, rel1)
 	} else if xid == nil {
 		for i := range obs {
 			obs[i].NoOp = true
@@ -311,6 +311,22 @@ func relfilenodes(ctx context.Context, conn *pgx.Conn) (map[string]uint32, error
 		return nil
 	})
 	return out, err
+}
+
+// sameRelations tells that no table, index or materialized view came or
+// went: the snapshot does not hold everything (an index on a materialized
+// view), so a statement the snapshot sees no trace of may still have made
+// or dropped one.
+func sameRelations(before, after map[string]uint32) bool {
+	if len(before) != len(after) {
+		return false
+	}
+	for name := range before {
+		if _, ok := after[name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func rewritten(before, after map[string]uint32) []string {

@@ -155,6 +155,19 @@ func (s *Snapshot) Table(name string) (*Table, bool) {
 	return t, ok
 }
 
+// MaterializedView returns the materialized view with the given
+// schema-qualified or bare name.
+func (s *Snapshot) MaterializedView(name string) (*View, bool) {
+	if s == nil {
+		return nil, false
+	}
+	if !strings.Contains(name, ".") {
+		name = "public." + name
+	}
+	v, ok := s.Views[name]
+	return v, ok && v.Materialized
+}
+
 // QName is the table's "schema.name".
 func (t *Table) QName() string { return QualifiedName(t.Schema, t.Name) }
 
