@@ -203,9 +203,10 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 		return f, nil
 	}
 	if c.Kind == change.Unknown && c.ObjectType == "DO" {
-		// Run opaquely in expand, its DDL would take the locks and break
-		// N the way the catalogue's recipes exist to avoid.
-		return nil, &PlanError{Pos: c.Pos, Msg: c.Reason}
+		// Run opaquely in expand, its DDL could take the locks and break
+		// N the way the catalogue's recipes exist to avoid: only what the
+		// replay saw it do may let it run as written.
+		return planObservedDo(obs, c)
 	}
 	if j, ok := st.recreatedBy[idx]; ok {
 		f := newFragment()

@@ -110,7 +110,15 @@ func TestPlanEqualsFile(t *testing.T) {
 		{name: "fill_then_set_not_null", sql: "UPDATE customer SET company = 'n/a' WHERE company IS NULL; ALTER TABLE customer ALTER COLUMN company SET DEFAULT 'n/a'; ALTER TABLE customer ALTER COLUMN company SET NOT NULL;", phases: "expand,contract"},
 		// DO blocks are read.
 		{name: "do_block_with_queries", sql: "DO $$ BEGIN UPDATE customer SET country = 'USA' WHERE country = 'US'; END $$;", phases: "expand"},
-		{name: "do_block_with_ddl", sql: "DO $$ BEGIN ALTER TABLE customer DROP COLUMN company; END $$;", refuse: "DO block runs"},
+		{name: "do_block_with_ddl", sql: "DO $$ BEGIN ALTER TABLE customer DROP COLUMN company; END $$;", refuse: "on the scratch copy it dropped column public.customer.company"},
+		// A DO block whose DDL the replay saw do only what N cannot notice
+		// runs as written (Mattermost's conditional ALTERs).
+		{name: "do_block_widens_and_adds", sql: "DO $$ BEGIN IF (SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'b') < 300 THEN ALTER TABLE t ALTER COLUMN b TYPE varchar(300); END IF; ALTER TABLE t ADD COLUMN IF NOT EXISTS c int DEFAULT 0; ALTER TABLE t ALTER COLUMN a SET DEFAULT 1; END $$;", phases: "expand"},
+		{name: "do_block_that_does_nothing_here", sql: "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 't') THEN ALTER TABLE t DROP COLUMN a; END IF; END $$;", phases: "expand"},
+		{name: "do_block_sets_not_null", sql: "DO $$ BEGIN ALTER TABLE t ALTER COLUMN a SET NOT NULL; END $$;", refuse: "set public.t.a NOT NULL"},
+		{name: "do_block_rewrites", sql: "DO $$ BEGIN ALTER TABLE t ALTER COLUMN a TYPE bigint; END $$;", refuse: "on the scratch copy it rewrote public.i, public.t"},
+		{name: "do_block_builds_an_index", sql: "DO $$ BEGIN CREATE INDEX t_b ON t (b); END $$;", refuse: "built or dropped an index of public.t"},
+		{name: "do_block_adds_a_check", sql: "DO $$ BEGIN ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0); END $$;", refuse: "changed a constraint of public.t"},
 		// issue 16's shapes.
 		{name: "drop_and_recreate_index_unique", sql: "DROP INDEX i; CREATE UNIQUE INDEX i ON t (b);", phases: "contract"},
 		{name: "drop_and_recreate_index", sql: "DROP INDEX IF EXISTS i; CREATE INDEX IF NOT EXISTS i ON t (a, b);", phases: "expand,contract"},
