@@ -180,6 +180,11 @@ func (g *genSchema) migration() []string {
 			out = append(out, s)
 		}
 	}
+	// Now and then a statement inside a DO block, as Mattermost writes its
+	// ALTERs: planned from what the replay saw it do, or refused.
+	if i := g.pick(len(out)); g.chance(0.15) && !strings.Contains(out[i], "CONCURRENTLY") && !strings.Contains(out[i], "$") {
+		out[i] = "DO $do$ BEGIN " + out[i] + " END $do$;"
+	}
 	return out
 }
 
