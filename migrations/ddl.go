@@ -258,7 +258,7 @@ func (e *LockBlockedError) Unwrap() error { return e.Err }
 // conflicts with (the table in PostgreSQL's "Explicit Locking" chapter).
 var (
 	ddlModes = []string{phases.LockNone, phases.LockAccessShare, "ROW SHARE", phases.LockRowExclusive,
-		phases.LockShareUpdateExclusive, "SHARE", phases.LockShareRowExclusive, "EXCLUSIVE", phases.LockAccessExclusive}
+		phases.LockShareUpdateExclusive, phases.LockShare, phases.LockShareRowExclusive, "EXCLUSIVE", phases.LockAccessExclusive}
 	ddlPGModes = []string{"", "AccessShareLock", "RowShareLock", "RowExclusiveLock",
 		"ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
 	ddlConflicts = [][]int{

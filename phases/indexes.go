@@ -43,6 +43,16 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		phase, why = Contract, "UNIQUE: built once N (which may write duplicates) is gone, while reads and writes go on"
 		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
 	}
+	if t.Partitioned {
+		// PostgreSQL refuses CONCURRENTLY on a partitioned table: the
+		// statement runs as written, and the plan says what it costs.
+		st := ddl(t.QName(), LockShare, why+"; but PostgreSQL cannot build an index on a partitioned table CONCURRENTLY: as written, it blocks writes to every partition while it builds",
+			c.SQL, fmt.Sprintf("DROP INDEX IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint))))
+		f.add(phase, st)
+		f.findings = append(f.findings, Finding{Rule: RuleIndex, Severity: Warning,
+			Message: fmt.Sprintf("index %s on partitioned table %s is built in one statement that blocks writes to every partition: to avoid that, create it ON ONLY %s, build each partition's index CONCURRENTLY and ATTACH PARTITION them, in migrations of your own", c.Constraint, t.QName(), t.QName())})
+		return f, nil
+	}
 	f.add(phase, concurrent(t.QName(), why, c.Definition,
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint)))))
 	return f, nil

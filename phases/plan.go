@@ -74,6 +74,7 @@ const (
 	LockAccessShare          = "ACCESS SHARE"
 	LockRowExclusive         = "ROW EXCLUSIVE"
 	LockShareUpdateExclusive = "SHARE UPDATE EXCLUSIVE"
+	LockShare                = "SHARE"
 	LockShareRowExclusive    = "SHARE ROW EXCLUSIVE"
 	LockAccessExclusive      = "ACCESS EXCLUSIVE"
 )
@@ -325,6 +326,28 @@ type Observed struct {
 	NoOp bool
 }
 
+// archiveBlocksLaterDrop tells that the column or table dropped at idx must
+// really be dropped, not archived: a later statement of the migration drops
+// a type, domain, sequence, function, collation or extension, which an
+// archived column (kept, renamed, until purge) may still depend on, and
+// PostgreSQL would refuse that drop (Harbor-style "DROP COLUMN home; DROP
+// TYPE addr").
+func archiveBlocksLaterDrop(all []change.Change, idx int) bool {
+	if k := all[idx].Kind; k != change.DropColumn && k != change.DropTable {
+		return false
+	}
+	for _, c := range all[idx+1:] {
+		if c.Kind != change.DropObject {
+			continue
+		}
+		switch c.ObjectType {
+		case "TYPE", "DOMAIN", "SEQUENCE", "FUNCTION", "PROCEDURE", "COLLATION", "EXTENSION":
+			return true
+		}
+	}
+	return false
+}
+
 func (o Options) observed(idx int) *Observed {
 	if idx < len(o.Observed) {
 		return o.Observed[idx]
@@ -357,7 +380,7 @@ func BuildWith(opts Options, s *schema.Snapshot, migrations ...*change.Migration
 		if obs != nil && obs.Before != nil {
 			snap = obs.Before
 		}
-		c.NoArchive = opts.NoArchive
+		c.NoArchive = opts.NoArchive || archiveBlocksLaterDrop(all, idx)
 		f, err := st.plan(snap, obs, idx, c)
 		if err != nil {
 			return nil, err

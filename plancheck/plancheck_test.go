@@ -182,3 +182,50 @@ func TestPlanOfAFileThatFillsDifferentlyEachRun(t *testing.T) {
 		})
 	}
 }
+
+const partitioned = `
+CREATE TYPE addr AS (street text, city text);
+CREATE DOMAIN mail AS text CHECK (VALUE LIKE '%@%');
+CREATE TABLE users (id serial PRIMARY KEY, home addr, email mail, note text);
+INSERT INTO users (home, email) SELECT ROW('s' || g, 'c')::addr, 'u' || g || '@x' FROM generate_series(1, 20) g;
+CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, user_id int, at timestamptz NOT NULL, kind text) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+INSERT INTO events (user_id, at, kind) SELECT 1 + g % 20, '2026-06-01'::timestamptz + g * interval '1 day', 'k' FROM generate_series(1, 300) g;
+`
+
+// Shapes found replaying outside histories: an index on a partitioned table
+// (PostgreSQL refuses CONCURRENTLY there), and a column dropped before the
+// type, domain or function it uses (an archived column would keep it).
+func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
+	cases := []struct{ name, sql, phases, finding string }{
+		{"index_on_partitioned_table", "CREATE INDEX events_user ON events (user_id);", "expand", "blocks writes to every partition"},
+		{"unique_index_on_partitioned_table", "CREATE UNIQUE INDEX events_id_at ON events (id, at);", "contract", "blocks writes to every partition"},
+		{"drop_column_then_its_type", "ALTER TABLE users DROP COLUMN home; DROP TYPE addr;", "contract", ""},
+		{"drop_column_then_its_domain", "ALTER TABLE users DROP COLUMN email; DROP DOMAIN mail;", "contract", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := planChecked(t, partitioned, tc.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Check.OK() {
+				t.Fatalf("check failed: %+v", p.Check)
+			}
+			if got := phaseList(p); got != tc.phases {
+				t.Errorf("phases %q, want %q", got, tc.phases)
+			}
+			if tc.finding != "" {
+				found := false
+				for _, f := range p.Findings {
+					found = found || strings.Contains(f.Message, tc.finding)
+				}
+				if !found {
+					t.Errorf("no finding saying %q: %+v", tc.finding, p.Findings)
+				}
+			}
+		})
+	}
+}
