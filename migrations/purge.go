@@ -29,6 +29,7 @@ func Archives(ctx context.Context, conn *pgx.Conn) ([]Archived, error) {
 		SELECT 'column', n.nspname, c.relname, a.attname, coalesce(col_description(c.oid, a.attnum), '')
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND starts_with(a.attname, $1)
+			AND a.attinhcount = 0 -- a partition's copy goes with its parent's
 		UNION ALL
 		SELECT 'table', n.nspname, c.relname, '', coalesce(obj_description(c.oid, 'pg_class'), '')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

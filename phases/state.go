@@ -296,7 +296,9 @@ func (st *migrationState) allNew(s *schema.Snapshot, table string, cols []string
 	return true
 }
 
-// rewrote tells whether the replay rewrote the table or one of its indexes.
+// rewrote tells whether the replay rewrote the table or one of its indexes;
+// for a partitioned table (which has no storage of its own), any of its
+// partitions, at any depth, or their indexes.
 func rewrote(obs *Observed, table string) bool {
 	if obs == nil {
 		return true
@@ -306,9 +308,21 @@ func rewrote(obs *Observed, table string) bool {
 		if snap == nil {
 			continue
 		}
-		if t, ok := snap.Tables[table]; ok {
-			for _, ix := range t.Indexes {
-				idx[schema.QualifiedName(t.Schema, ix.Name)] = true
+		tables := map[string]bool{table: true}
+		for grew := true; grew; {
+			grew = false
+			for name, t := range snap.Tables {
+				if t.PartitionOf != "" && tables[t.PartitionOf] && !tables[name] {
+					tables[name], grew = true, true
+				}
+			}
+		}
+		for name := range tables {
+			idx[name] = true
+			if t, ok := snap.Tables[name]; ok {
+				for _, ix := range t.Indexes {
+					idx[schema.QualifiedName(t.Schema, ix.Name)] = true
+				}
 			}
 		}
 	}

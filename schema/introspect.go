@@ -95,7 +95,37 @@ func Introspect(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
 		}
 	}
 	r.sort()
+	sumPartitions(s)
 	return s, nil
+}
+
+// sumPartitions gives a partitioned table (which holds no rows itself) the
+// row estimate and size of its partitions, at every depth: what a backfill
+// of it walks.
+func sumPartitions(s *Snapshot) {
+	var total func(name string) (rows, size int64)
+	total = func(name string) (rows, size int64) {
+		rows = -1 // never analysed, as PostgreSQL says
+		for child, t := range s.Tables {
+			if t.PartitionOf != name {
+				continue
+			}
+			r, z := t.RowEstimate, t.SizeBytes
+			if t.Partitioned {
+				r, z = total(child)
+			}
+			if r >= 0 {
+				rows = max(rows, 0) + r
+			}
+			size += z
+		}
+		return rows, size
+	}
+	for name, t := range s.Tables {
+		if t.Partitioned && t.PartitionOf == "" {
+			t.RowEstimate, t.SizeBytes = total(name)
+		}
+	}
 }
 
 // reader fills a Snapshot, one catalogue query per object kind, attaching
