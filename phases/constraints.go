@@ -37,6 +37,12 @@ func planAddForeignKey(s *schema.Snapshot, c change.Change) (*fragment, error) {
 			}
 		}
 	}
+	if t.Partitioned && !c.NotValid {
+		add, _, _ := enforcePhases(c)
+		return asWrittenOnPartitioned(s, t, c, add, LockShareRowExclusive, enforceWhy(add), "add a NOT VALID foreign key",
+			"add the key NOT VALID to each partition and VALIDATE it there first",
+			fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(t.QName()), q(c.Constraint)))
+	}
 	return notValidThenValidate(t.QName(), c, LockShareRowExclusive), nil
 }
 

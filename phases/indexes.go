@@ -44,14 +44,9 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
 	}
 	if t.Partitioned {
-		// PostgreSQL refuses CONCURRENTLY on a partitioned table: the
-		// statement runs as written, and the plan says what it costs.
-		st := ddl(t.QName(), LockShare, why+"; but PostgreSQL cannot build an index on a partitioned table CONCURRENTLY: as written, it blocks writes to every partition while it builds",
-			c.SQL, fmt.Sprintf("DROP INDEX IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint))))
-		f.add(phase, st)
-		f.findings = append(f.findings, Finding{Rule: RuleIndex, Severity: Warning,
-			Message: fmt.Sprintf("index %s on partitioned table %s is built in one statement that blocks writes to every partition: to avoid that, create it ON ONLY %s, build each partition's index CONCURRENTLY and ATTACH PARTITION them, in migrations of your own", c.Constraint, t.QName(), t.QName())})
-		return f, nil
+		return asWrittenOnPartitioned(s, t, c, phase, LockShare, why, "build an index CONCURRENTLY",
+			fmt.Sprintf("create it ON ONLY %s, build each partition's index CONCURRENTLY and ATTACH PARTITION them", t.QName()),
+			fmt.Sprintf("DROP INDEX IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint))))
 	}
 	f.add(phase, concurrent(t.QName(), why, c.Definition,
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint)))))
@@ -107,9 +102,14 @@ func planAddUnique(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		cols[i] = q(name)
 	}
 	tn := t.QName()
+	build, attachIn, _ := enforcePhases(c)
+	if t.Partitioned {
+		return asWrittenOnPartitioned(s, t, c, build, LockAccessExclusive, enforceWhy(build), "attach a unique index built CONCURRENTLY as a constraint",
+			"build the unique index on each partition CONCURRENTLY first, so the constraint's own build finds less to do",
+			fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(tn), q(c.Constraint)))
+	}
 	f := newFragment()
 	idx := c.Constraint
-	build, attachIn, _ := enforcePhases(c)
 	if build == Contract {
 		f.deploy = fmt.Sprintf("N+1 must not rely on %s before contract", c.Constraint)
 	}

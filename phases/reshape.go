@@ -44,6 +44,15 @@ func planReshape(s *schema.Snapshot, c change.Change, r reshape) (*fragment, err
 	}
 	var oldNames, newNames []string
 	var deps dependents
+	for _, p := range partitionsOf(s, tn) {
+		for _, o := range r.olds {
+			// An index or key a partition holds of its own is not the
+			// parent's to rebuild (the snapshot holds no link between them).
+			if _, err := dependentsOf(c, p, o.Name); err != nil {
+				return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("partition %s of %s has an index or constraint on %s: rebuilding a partition's own on a new column is not supported yet", p.QName(), tn, o.Name)}
+			}
+		}
+	}
 	for _, o := range r.olds {
 		if o.Generated != "" || o.Identity != "" {
 			return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("column %s.%s is generated or an identity column: no app writes it, so a dual-written copy cannot stand in for it; change it in a maintenance window", tn, o.Name)}

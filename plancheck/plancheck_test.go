@@ -188,10 +188,12 @@ CREATE TYPE addr AS (street text, city text);
 CREATE DOMAIN mail AS text CHECK (VALUE LIKE '%@%');
 CREATE TABLE users (id serial PRIMARY KEY, home addr, email mail, note text);
 INSERT INTO users (home, email) SELECT ROW('s' || g, 'c')::addr, 'u' || g || '@x' FROM generate_series(1, 20) g;
-CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, user_id int, at timestamptz NOT NULL, kind text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, user_id int, at timestamptz NOT NULL, kind text, amount int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
-INSERT INTO events (user_id, at, kind) SELECT 1 + g % 20, '2026-06-01'::timestamptz + g * interval '1 day', 'k' FROM generate_series(1, 300) g;
+INSERT INTO events (user_id, at, kind, amount) SELECT 1 + g % 20, '2026-06-01'::timestamptz + g * interval '1 day', 'k', g FROM generate_series(1, 300) g;
+CREATE INDEX events_2026_kind ON events_2026 (kind);
+ALTER TABLE events_2027 ADD CONSTRAINT events_2027_user_fk FOREIGN KEY (user_id) REFERENCES users (id);
 `
 
 // Shapes found replaying outside histories: an index on a partitioned table
@@ -199,15 +201,28 @@ INSERT INTO events (user_id, at, kind) SELECT 1 + g % 20, '2026-06-01'::timestam
 // type, domain or function it uses (an archived column would keep it).
 func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
 	cases := []struct{ name, sql, phases, finding string }{
-		{"index_on_partitioned_table", "CREATE INDEX events_user ON events (user_id);", "expand", "blocks writes to every partition"},
-		{"unique_index_on_partitioned_table", "CREATE UNIQUE INDEX events_id_at ON events (id, at);", "contract", "blocks writes to every partition"},
+		{"index_on_partitioned_table", "CREATE INDEX events_user ON events (user_id);", "expand", "writes to every partition wait"},
+		{"unique_index_on_partitioned_table", "CREATE UNIQUE INDEX events_id_at ON events (id, at);", "contract", "writes to every partition wait"},
+		// A partition's matching index or key is attached, and dropped with
+		// the new one on rollback: the rollback makes it again.
+		{"index_attaching_a_partitions_own", "CREATE INDEX events_kind ON events (kind);", "expand", "writes to every partition wait"},
+		{"foreign_key_on_partitioned_table", "ALTER TABLE events ADD CONSTRAINT events_user_fk FOREIGN KEY (user_id) REFERENCES users (id);", "contract", "cannot add a NOT VALID foreign key"},
+		{"unique_constraint_on_partitioned_table", "ALTER TABLE events ADD CONSTRAINT events_uq UNIQUE (id, at, kind);", "contract", "reads and writes of every partition wait"},
 		// The partitions are rewritten, not the parent (it has no storage):
 		// a shadow column, not a catalogue-only step; purge leaves the
 		// partitions' inherited copies to the parent's drop.
-		{"retype_on_partitioned_table", "ALTER TABLE events ALTER COLUMN user_id TYPE bigint;", "expand,dual-write,backfill,contract", ""},
+		{"retype_on_partitioned_table", "ALTER TABLE events ALTER COLUMN amount TYPE bigint;", "expand,dual-write,backfill,contract", ""},
 		{"drop_column_then_its_type", "ALTER TABLE users DROP COLUMN home; DROP TYPE addr;", "contract", ""},
 		{"drop_column_then_its_domain", "ALTER TABLE users DROP COLUMN email; DROP DOMAIN mail;", "contract", ""},
 	}
+	t.Run("retype_under_a_partitions_own_key", func(t *testing.T) {
+		t.Parallel()
+		_, err := planChecked(t, partitioned, "ALTER TABLE events ALTER COLUMN user_id TYPE bigint;")
+		var pe *phases.PlanError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "partition public.events_2027 of public.events has an index or constraint on user_id") {
+			t.Fatalf("want the refusal naming events_2027, got %v", err)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
