@@ -20,7 +20,7 @@ import (
 // or no observation: refused, naming the statements, as before.
 func planObservedDo(obs *Observed, c change.Change) (*fragment, error) {
 	if obs == nil || obs.Before == nil || obs.After == nil {
-		return nil, &PlanError{Pos: c.Pos, Msg: c.Reason}
+		return nil, &PlanError{Pos: c.Pos, Msg: c.Reason, Observed: true}
 	}
 	did, why := doEffect(obs.Before, obs.After, obs.Rewritten)
 	if why != "" {

@@ -249,6 +249,10 @@ func (p *Plan) Phase(k Kind) *Phase {
 type PlanError struct {
 	Pos change.Pos
 	Msg string
+	// Observed is set when planning the change needed to see it run on the
+	// scratch copy and could not: PostgreSQL's own refusal of it, if any,
+	// is the better message.
+	Observed bool
 }
 
 func (e *PlanError) Error() string { return e.Pos.String() + ": " + e.Msg }

@@ -179,10 +179,11 @@ func (d *Dev) Plan(ctx context.Context, ms []*change.Migration, opts phases.Opti
 	p, err := phases.BuildWith(opts, snap, ms...)
 	var pe *phases.PlanError
 	var se *StatementError
-	if err != nil && errors.As(err, &pe) && errors.As(replayErr, &se) && posBefore(se.Pos, pe.Pos) {
+	if err != nil && errors.As(err, &pe) && errors.As(replayErr, &se) && (posBefore(se.Pos, pe.Pos) || se.Pos == pe.Pos && pe.Observed) {
 		// The planner stopped after the statement PostgreSQL refused: it saw
-		// no schema for it, so PostgreSQL's word is the one to give. (At
-		// that statement, the planner's message names the nearest name.)
+		// no schema for it, so PostgreSQL's word is the one to give. At that
+		// statement, the planner's message names the nearest name, unless
+		// it is one that needed to see the statement run (a DO block's).
 		return nil, replay, replayErr
 	}
 	if err != nil {

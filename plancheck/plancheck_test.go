@@ -248,3 +248,13 @@ func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
 		})
 	}
 }
+
+// A DO block PostgreSQL refuses as written (River's templated names) is bad
+// input in PostgreSQL's words, not a refusal made without seeing it run.
+func TestDoBlockPostgreSQLRefuses(t *testing.T) {
+	_, err := planChecked(t, chinookish, "DO $$ BEGIN IF to_regclass('/* TEMPLATE: schema */t') IS NOT NULL THEN ALTER TABLE t RENAME TO t_old; END IF; END $$;")
+	var se *plancheck.StatementError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "invalid name syntax") {
+		t.Fatalf("want PostgreSQL's refusal, got %v", err)
+	}
+}
