@@ -109,6 +109,11 @@ func (d *Dev) version(ctx context.Context, f change.HistoryFile, m *change.Migra
 		return res, "", err
 	case errors.As(err, &se):
 		return res, "", fmt.Errorf("the history does not apply as written: %w", err)
+	case replay.Failed != nil:
+		// Refused at an earlier statement, but the file does not run as
+		// written either: the next version has no base to stand on.
+		res.Outcome, res.Reason = Refused, err.Error()
+		return res, "", fmt.Errorf("the history does not apply as written: %w", replay.Failed)
 	}
 	next = replay.DB
 	if err != nil {

@@ -2,7 +2,9 @@ package plancheck_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/phasekit/phasekit/change"
@@ -65,5 +67,40 @@ func TestKratosHistory(t *testing.T) {
 	t.Logf("%d versions applied, %v", len(files), counts)
 	if counts[plancheck.Planned] < 30 {
 		t.Errorf("only %d versions planned and proved", counts[plancheck.Planned])
+	}
+}
+
+// A file the planner refuses early and PostgreSQL refuses later does not
+// apply as written: the walk stops there instead of planning the next file
+// on a half-applied schema.
+func TestHistoryStopsWhereAFileDoesNotApply(t *testing.T) {
+	dir := t.TempDir()
+	for name, sql := range map[string]string{
+		"001_a.up.sql": "CREATE TABLE t (id int PRIMARY KEY, a int, b int);",
+		"002_b.up.sql": "DO $$ BEGIN ALTER TABLE t DROP COLUMN b; END $$;\nALTER TABLE nosuch ADD COLUMN z int;",
+		"003_c.up.sql": "ALTER TABLE t ADD COLUMN y int;",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(sql), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := change.ReadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := plancheck.Open(context.Background(), plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var got []string
+	err = d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{}, func(r plancheck.VersionResult) {
+		got = append(got, r.Version+" "+r.Outcome)
+	})
+	if err == nil || !strings.Contains(err.Error(), `does not apply as written: `) || !strings.Contains(err.Error(), `relation "nosuch" does not exist`) {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Join(got, ",") != "001 planned,002 refused" {
+		t.Fatalf("versions %q", got)
 	}
 }

@@ -28,6 +28,9 @@ type Replay struct {
 	// spec's remove_enum_value): the replay stops there and the plan cannot
 	// be checked.
 	Unreplayable string
+	// Failed is the statement PostgreSQL refused, which ended the replay:
+	// DB then holds the statements before it only.
+	Failed *StatementError
 	// migrations are what was replayed, for a second run (settleUnstable).
 	migrations []*change.Migration
 }
@@ -101,7 +104,8 @@ func (d *Dev) Replay(ctx context.Context, ms []*change.Migration) (*Replay, erro
 				}
 			}
 			if err != nil {
-				return r, &StatementError{Pos: st.Pos, SQL: st.SQL, Err: err}
+				r.Failed = &StatementError{Pos: st.Pos, SQL: st.SQL, Err: err}
+				return r, r.Failed
 			}
 		}
 	}
