@@ -19,6 +19,9 @@ type HistoryFile struct {
 	// Dialect is the database the name says the file is for (pop's
 	// VERSION_name.postgres.up.sql), "" when it names none.
 	Dialect string
+	// Other is set for a file named as neither golang-migrate nor pop name
+	// theirs: Flyway's, or one directory a migration.
+	Other bool
 }
 
 // Runners' version tables, as each makes it before the first migration:
@@ -31,21 +34,30 @@ CREATE UNIQUE INDEX IF NOT EXISTS schema_migration_version_idx ON schema_migrati
 )
 
 // HistoryRunner guesses which runner a history is written for: "pop" when a
-// file names its dialect (only pop's names do), else "golang-migrate".
+// file names its dialect (only pop's names do), "none" when a file is named
+// as neither golang-migrate nor pop name theirs (their version tables are
+// the ones phasekit makes), else "golang-migrate".
 func HistoryRunner(files []HistoryFile) string {
+	runner := "golang-migrate"
 	for _, f := range files {
-		if f.Dialect != "" {
-			return "pop"
+		switch {
+		case f.Other:
+			return "none"
+		case f.Dialect != "":
+			runner = "pop"
 		}
 	}
-	return "golang-migrate"
+	return runner
 }
 
 // ReadHistory lists the PostgreSQL up migrations of a directory in version
-// order. It reads golang-migrate names (VERSION_name.up.sql) and pop names
-// (VERSION_name[.postgres][.autocommit].up.sql): for one version, a
+// order. It reads golang-migrate names (VERSION_name.up.sql), pop names
+// (VERSION_name[.postgres][.autocommit].up.sql: for one version, a
 // .postgres. file replaces the dialect-neutral one, and files of other
-// dialects (.mysql., .sqlite3., .cockroach.) and non-SQL files are left out.
+// dialects (.mysql., .sqlite3., .cockroach.) are left out), Flyway's
+// versioned migrations (V1.2__name.sql) and one directory a migration
+// (diesel's and Sourcegraph's VERSION_name/up.sql, Prisma's
+// VERSION_name/migration.sql). Other files are left out.
 func ReadHistory(dir string) ([]HistoryFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -56,11 +68,39 @@ func ReadHistory(dir string) ([]HistoryFile, error) {
 		postgres bool
 	}
 	byVersion := map[string]pick{}
+	add := func(f HistoryFile) error {
+		if old, seen := byVersion[f.Version]; seen {
+			return fmt.Errorf("%s: two up migrations of version %s (%s too)", f.Path, f.Version, old.f.Path)
+		}
+		byVersion[f.Version] = pick{f: f}
+		return nil
+	}
 	for _, e := range entries {
+		name := e.Name()
 		if e.IsDir() {
+			// One directory a migration: diesel and Sourcegraph
+			// (VERSION_name/up.sql), Prisma (VERSION_name/migration.sql).
+			v, ok := dirVersion(name)
+			if !ok {
+				continue
+			}
+			for _, file := range []string{"up.sql", "migration.sql"} {
+				p := filepath.Join(dir, name, file)
+				if _, err := os.Stat(p); err == nil {
+					if err := add(HistoryFile{Version: v, Path: p, Other: true}); err != nil {
+						return nil, err
+					}
+					break
+				}
+			}
 			continue
 		}
-		name := e.Name()
+		if v, ok := flywayVersion(name); ok {
+			if err := add(HistoryFile{Version: v, Path: filepath.Join(dir, name), Other: true}); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		v, ok := FileVersion(name)
 		if !ok || !strings.HasSuffix(name, ".up.sql") {
 			continue
@@ -133,13 +173,62 @@ func FileVersion(name string) (string, bool) {
 	return name[:i], true
 }
 
-// VersionLess orders versions numerically, whatever their length.
-func VersionLess(a, b string) bool {
-	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-	if len(a) != len(b) {
-		return len(a) < len(b)
+// flywayVersion reads a Flyway versioned migration's name
+// (V1__init.sql, V1.2__x.sql, V2_1__x.sql: "_" stands for "."); repeatable
+// (R__) and undo (U) migrations are not versions.
+func flywayVersion(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "V")
+	if !ok || !strings.HasSuffix(name, ".sql") {
+		return "", false
 	}
-	return a < b
+	v, _, ok := strings.Cut(rest, "__")
+	if !ok || v == "" || v[0] < '0' || v[0] > '9' {
+		return "", false
+	}
+	for _, r := range v {
+		if (r < '0' || r > '9') && r != '.' && r != '_' {
+			return "", false
+		}
+	}
+	return strings.ReplaceAll(v, "_", "."), true
+}
+
+// dirVersion reads the version a migration directory's name leads with:
+// digits, with dashes between them as diesel writes a date
+// (2019-02-26-002946_create_user), then "_".
+func dirVersion(name string) (string, bool) {
+	v, _, ok := strings.Cut(name, "_")
+	if !ok || v == "" || v[0] < '0' || v[0] > '9' {
+		return "", false
+	}
+	for _, r := range v {
+		if (r < '0' || r > '9') && r != '-' {
+			return "", false
+		}
+	}
+	return v, true
+}
+
+// VersionLess orders versions numerically, whatever their length; versions
+// with dots or dashes (Flyway's 1.2.10, diesel's 2019-02-26-002946) part by
+// part.
+func VersionLess(a, b string) bool {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		x, y := strings.TrimLeft(pa[i], "0"), strings.TrimLeft(pb[i], "0")
+		if len(x) != len(y) {
+			return len(x) < len(y)
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return len(pa) < len(pb)
+}
+
+// versionParts splits a version into its runs of digits.
+func versionParts(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r < '0' || r > '9' })
 }
 
 // ReadHistoryOrdered lists the up migrations of dir in the order an order

@@ -151,7 +151,7 @@ func readSources(c *cli.Context) (*sources, error) {
 		return nil, badInput(err)
 	}
 	if len(files) == 0 {
-		return nil, badInput(fmt.Errorf("%s: no up migrations (NNN_name.up.sql) found", dir))
+		return nil, badInput(fmt.Errorf("%s: no up migrations found (NNN_name.up.sql, pop's NNN_name.postgres.up.sql, Flyway's V1__name.sql, or NNN_name/up.sql or migration.sql)", dir))
 	}
 	at := len(files) - 1
 	if v := c.String("version"); v != "" {

@@ -20,7 +20,7 @@ func replayCommand() *cli.Command {
 		Name:  "replay",
 		Usage: "walk a migration history: plan and check every file against the schema the earlier ones built (docs/plan-check.md)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Required: true, Usage: "the migrations directory (golang-migrate or pop file names)"},
+			&cli.StringFlag{Name: "dir", Required: true, Usage: "the migrations directory (golang-migrate, pop or Flyway file names, or one directory a migration: VERSION_name/up.sql or migration.sql)"},
 			&cli.StringFlag{Name: "order", Usage: "a file listing the up migrations in the order PostgreSQL runs them (default: by version)"},
 			&cli.StringFlag{Name: "from", Usage: "plan from this version on (earlier ones are only applied)"},
 			&cli.StringFlag{Name: "schema", Usage: "a schema file to start from (default: an empty database)"},
@@ -116,7 +116,7 @@ func replayCommand() *cli.Command {
 
 // runnerFlag names the runner whose version table a history's files may
 // read or alter (Harbor's 2.0.0 adds a column to schema_migrations).
-var runnerFlag = &cli.StringFlag{Name: "runner", Value: "auto", Usage: "the runner whose version table the start database holds, as it makes it before the first file: golang-migrate (schema_migrations), pop (schema_migration) or none; auto: pop when a file name says its dialect, else golang-migrate"}
+var runnerFlag = &cli.StringFlag{Name: "runner", Value: "auto", Usage: "the runner whose version table the start database holds, as it makes it before the first file: golang-migrate (schema_migrations), pop (schema_migration) or none; auto: pop when a file name says its dialect, none for Flyway names or one directory a migration, else golang-migrate"}
 
 // runnerTable is the migration that makes the --runner's version table
 // (nil for none) and the runner's name.
