@@ -156,6 +156,9 @@ type Change struct {
 	// comes from; one statement (an ALTER TABLE with several subcommands)
 	// may give several changes.
 	Stmt int `json:"stmt"`
+	// Autocommit: the statement it comes from cannot run in a transaction
+	// block (VACUUM, CREATE INDEX CONCURRENTLY...).
+	Autocommit bool `json:"autocommit,omitempty"`
 	// Replay is the SQL that has this change's effect alone, run on a
 	// scratch copy to read the schema the next change is planned against;
 	// "" for a change that is part of another's replay.

@@ -67,6 +67,8 @@ func classify(n *pg.Node, text string, p printer) []Change {
 		return []Change{classifyDo(n.GetDoStmt())}
 	case n.GetReindexStmt() != nil:
 		return []Change{classifyReindex(n.GetReindexStmt(), p)}
+	case n.GetVacuumStmt() != nil && vacuumFull(n.GetVacuumStmt()):
+		return []Change{{Kind: Unknown, Reason: "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE: reads and writes wait until it ends (pg_repack does the same online)"}}
 	}
 	for _, s := range safeStatements {
 		if s.match(n) {
@@ -101,7 +103,7 @@ var safeStatements = []struct {
 	{func(n *pg.Node) bool { return n.GetAlterDefaultPrivilegesStmt() != nil }, "changes default privileges of future objects"},
 	{func(n *pg.Node) bool { return n.GetCreatePolicyStmt() != nil || n.GetAlterPolicyStmt() != nil },
 		"creates or changes a row level security policy: it applies only where row level security is on"},
-	{func(n *pg.Node) bool { return n.GetVacuumStmt() != nil }, "VACUUM or ANALYZE: maintenance, no schema change"},
+	{func(n *pg.Node) bool { return n.GetVacuumStmt() != nil && !vacuumFull(n.GetVacuumStmt()) }, VacuumReason},
 	{func(n *pg.Node) bool {
 		return n.GetCreateCastStmt() != nil || n.GetCreateOpClassStmt() != nil || n.GetCreateOpFamilyStmt() != nil
 	},
@@ -191,11 +193,26 @@ func createdObject(n *pg.Node) (typ, name, table string) {
 	return "", "", ""
 }
 
+// VacuumReason is why a plain VACUUM or ANALYZE is safe; it takes SHARE
+// UPDATE EXCLUSIVE, which reads and writes pass.
+const VacuumReason = "VACUUM or ANALYZE: maintenance, no schema change"
+
+// vacuumFull tells VACUUM FULL, which rewrites the table under ACCESS
+// EXCLUSIVE: not the maintenance plain VACUUM is.
+func vacuumFull(v *pg.VacuumStmt) bool {
+	for _, o := range v.Options {
+		if d := o.GetDefElem(); d != nil && d.Defname == "full" {
+			return true
+		}
+	}
+	return false
+}
+
 // asideStatement tells the safe statements that change nothing an app
 // version relies on, so they may run in any phase.
 func asideStatement(n *pg.Node) bool {
 	return n.GetCommentStmt() != nil || n.GetGrantStmt() != nil || n.GetCreateStatsStmt() != nil ||
-		n.GetAlterStatsStmt() != nil || n.GetVacuumStmt() != nil || n.GetAlterOwnerStmt() != nil ||
+		n.GetAlterStatsStmt() != nil || n.GetVacuumStmt() != nil && !vacuumFull(n.GetVacuumStmt()) || n.GetAlterOwnerStmt() != nil ||
 		n.GetAlterDefaultPrivilegesStmt() != nil || n.GetAlterSeqStmt() != nil
 }
 

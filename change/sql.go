@@ -121,7 +121,8 @@ func parseSQL(file, src string, p printer) (*Migration, error) {
 		pos := lines.pos(file, start)
 		changes := classify(raw.Stmt, text, p)
 		stmt := len(m.Statements)
-		m.Statements = append(m.Statements, Statement{Pos: pos, SQL: text, Autocommit: autocommit(raw.Stmt), Transaction: raw.Stmt.GetTransactionStmt() != nil})
+		auto := autocommit(raw.Stmt)
+		m.Statements = append(m.Statements, Statement{Pos: pos, SQL: text, Autocommit: auto, Transaction: raw.Stmt.GetTransactionStmt() != nil})
 		rels := relations(raw.Stmt)
 		if len(changes) == 1 && changes[0].Replay == "" {
 			changes[0].Replay = text
@@ -134,6 +135,7 @@ func parseSQL(file, src string, p printer) (*Migration, error) {
 		for i := range changes {
 			changes[i].Pos = pos
 			changes[i].Stmt = stmt
+			changes[i].Autocommit = auto
 			changes[i].Relations = rels
 			changes[i].Allowed = stmtAllows
 			if changes[i].SQL == "" {

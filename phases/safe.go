@@ -32,6 +32,13 @@ func planPassThrough(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	if c.Kind == change.CreateIndex && c.Concurrently {
 		st.Transactional, st.Lock = false, LockShareUpdateExclusive
 	}
+	if c.Autocommit {
+		// VACUUM and the like: PostgreSQL refuses them in a transaction.
+		st.Transactional = false
+	}
+	if c.Reason == change.VacuumReason {
+		st.Lock = LockShareUpdateExclusive
+	}
 	rollback, ok := passThroughRollback(s, c)
 	st.Rollback = rollback
 	if !ok {

@@ -53,10 +53,16 @@ func TestSettleTableKeepsWhatTheFileDoesNotExplain(t *testing.T) {
 		{"only_the_unstable_column_differs", file, again, db(`UPDATE "a.b" SET at = at + interval '3 h'`), true},
 		{"a_stable_column_differs_too", file, again, db(`UPDATE "a.b" SET at = at + interval '3 h', v = v || '!' WHERE id = 7`), false},
 		{"the_unstable_column_has_a_null_more", file, again, db(`UPDATE "a.b" SET at = CASE WHEN id = 3 THEN NULL ELSE at + interval '3 h' END`), false},
-		{"the_unstable_column_has_fewer_distinct_values", file, again, db(`UPDATE "a.b" SET at = now()`), false},
+		{"the_unstable_column_is_one_value_not_all_distinct", file, again, db(`UPDATE "a.b" SET at = now()`), false},
+		{"the_unstable_column_repeats_a_value", file, again, db(`UPDATE "a.b" SET at = '2026-06-01'::timestamptz + (id / 2) * interval '1 s'`), false},
 		{"a_row_more", file, again, db(`UPDATE "a.b" SET at = at + interval '3 h'; INSERT INTO "a.b" VALUES (21, 'v21', now(), 21)`), false},
 		{"the_file_is_deterministic", file, db(`UPDATE "a.b" SET at = at + interval '1 h'`), db(`UPDATE "a.b" SET at = at + interval '3 h'`), false},
-		{"the_files_runs_differ_in_shape", file, db(`UPDATE "a.b" SET at = NULL WHERE id = 1`), db(`UPDATE "a.b" SET at = at + interval '3 h'`), false},
+		{"the_files_runs_differ_in_nulls", file, db(`UPDATE "a.b" SET at = NULL WHERE id = 1`), db(`UPDATE "a.b" SET at = at + interval '3 h'`), false},
+		// clock_timestamp() per row: the runs repeat values differently,
+		// so only the NULLs are counted.
+		{"the_files_runs_differ_in_distinct_values", file, db(`UPDATE "a.b" SET at = '2026-01-01' WHERE id <= 3`), db(`UPDATE "a.b" SET at = '2026-01-02' WHERE id <= 5`), true},
+		{"the_files_runs_repeat_values_alike", db(`UPDATE "a.b" SET at = '2026-01-01' WHERE id <= 3`), db(`UPDATE "a.b" SET at = '2026-01-02' WHERE id <= 3`), db(`UPDATE "a.b" SET at = at + interval '3 h'`), true},
+		{"the_files_runs_differ_in_distinct_values_and_the_plan_in_nulls", file, db(`UPDATE "a.b" SET at = '2026-01-01' WHERE id <= 3`), db(`UPDATE "a.b" SET at = NULL WHERE id <= 5`), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
