@@ -158,7 +158,7 @@ type Change struct {
 	Stmt int `json:"stmt"`
 	// Autocommit: the statement it comes from cannot run in a transaction
 	// block (VACUUM, CREATE INDEX CONCURRENTLY...).
-	Autocommit bool `json:"autocommit,omitempty"`
+	Autocommit bool `json:"-"`
 	// Replay is the SQL that has this change's effect alone, run on a
 	// scratch copy to read the schema the next change is planned against;
 	// "" for a change that is part of another's replay.
