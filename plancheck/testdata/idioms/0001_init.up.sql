@@ -1,0 +1,14 @@
+SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+CREATE SCHEMA app;
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;
+CREATE TYPE app.addr AS (street text, city text);
+CREATE DOMAIN app.email AS text CHECK (VALUE LIKE '%@%');
+CREATE SEQUENCE app.users_id_seq;
+CREATE TABLE app.users (id bigint NOT NULL DEFAULT nextval('app.users_id_seq'), mail app.email NOT NULL, home app.addr, tags text[] DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now());
+ALTER SEQUENCE app.users_id_seq OWNED BY app.users.id;
+ALTER TABLE ONLY app.users ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+CREATE TABLE app.events (id bigint GENERATED ALWAYS AS IDENTITY, user_id bigint, at timestamptz NOT NULL, kind text) PARTITION BY RANGE (at);
+CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO app.users (mail) SELECT 'u' || g || '@x' FROM generate_series(1, 30) g;
+INSERT INTO app.events (user_id, at, kind) SELECT 1 + g % 30, '2026-03-01'::timestamptz + g * interval '1 h', 'k' || g % 3 FROM generate_series(1, 100) g;
