@@ -84,17 +84,9 @@ func TestHistoryStopsWhereAFileDoesNotApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, err := change.ReadHistory(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := plancheck.Open(context.Background(), plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	files, d := historyDev(t, dir)
 	var got []string
-	err = d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{}, func(r plancheck.VersionResult) {
+	err := d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{}, func(r plancheck.VersionResult) {
 		got = append(got, r.Version+" "+r.Outcome)
 	})
 	if err == nil || !strings.Contains(err.Error(), `does not apply as written: `) || !strings.Contains(err.Error(), `relation "nosuch" does not exist`) {
@@ -113,21 +105,13 @@ func TestHistoryStopsWhereAFileDoesNotApply(t *testing.T) {
 // Each version ends as it did when the history was written: no check may
 // fail, and the two refusals stay refusals with their reason.
 func TestIdiomsHistory(t *testing.T) {
-	files, err := change.ReadHistory("testdata/idioms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := plancheck.Open(context.Background(), plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	files, d := historyDev(t, "testdata/idioms")
 	want := map[string]string{
 		"0001": "planned", "0002": "refused", "0003": "planned", "0004": "planned",
 		"0005": "refused", "0006": "planned", "0007": "planned", "0008": "planned",
 	}
 	unstable := map[string]bool{}
-	err = d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{}, func(r plancheck.VersionResult) {
+	err := d.ReplayHistory(context.Background(), files, plancheck.HistoryOptions{}, func(r plancheck.VersionResult) {
 		if r.Outcome != want[r.Version] {
 			t.Errorf("%s: %s (%s), want %s", r.Version, r.Outcome, r.Reason, want[r.Version])
 		}
@@ -145,4 +129,20 @@ func TestIdiomsHistory(t *testing.T) {
 	if !unstable["0001"] || !unstable["0007"] {
 		t.Errorf("versions with columns compared on their shape: %v, want 0001 and 0007", unstable)
 	}
+}
+
+// historyDev reads dir's history and opens a dev server on the test
+// cluster, closed when the test ends.
+func historyDev(t *testing.T, dir string) ([]change.HistoryFile, *plancheck.Dev) {
+	t.Helper()
+	files, err := change.ReadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := plancheck.Open(context.Background(), plancheck.Options{DevURL: pgtest.Cluster(t).DSN("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return files, d
 }
