@@ -294,6 +294,22 @@ func RetargetIndex(def, name, from, to string, concurrently bool) (string, error
 	return deparseStmt(tree.Stmts[0].Stmt), nil
 }
 
+// IndexVariant rewrites a CREATE INDEX statement or definition: with only,
+// ON ONLY its table (a partitioned table's index, no partition's built);
+// with concurrently, CONCURRENTLY; IF NOT EXISTS left out.
+func IndexVariant(def string, only, concurrently bool) (string, error) {
+	tree, err := pg.Parse(def)
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetIndexStmt() == nil {
+		return "", fmt.Errorf("not one CREATE INDEX statement: %s", def)
+	}
+	ix := tree.Stmts[0].Stmt.GetIndexStmt()
+	ix.Concurrent, ix.IfNotExists = concurrently, false
+	if only && ix.Relation != nil {
+		ix.Relation.Inh = false
+	}
+	return deparseStmt(tree.Stmts[0].Stmt), nil
+}
+
 // RetargetReference rewrites a foreign key's definition
 // (pg_get_constraintdef) as "ALTER TABLE table ADD CONSTRAINT name ... NOT
 // VALID" referencing column to instead of from.

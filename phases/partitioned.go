@@ -102,3 +102,73 @@ func enforceWhy(phase Kind) string {
 	}
 	return "on columns this migration adds, which N does not write"
 }
+
+// planPartitionedIndex builds an index of a partitioned table the way that
+// lets writes go on, when the replay shows what the file's statement built
+// (after): the index ON ONLY the parent (no data, invalid for now), each
+// partition's index CONCURRENTLY under the name PostgreSQL gave it, then
+// each attached, which makes the parent's valid. nil when the replay does
+// not show one new index on every partition, or a partition is itself
+// partitioned, or one's index was attached instead of built: the caller
+// runs the statement as written.
+func planPartitionedIndex(s, after *schema.Snapshot, t *schema.Table, c change.Change) *fragment {
+	tn := t.QName()
+	type part struct{ table, name, def string }
+	var parts []part
+	for _, name := range sortedTableNames(s) {
+		p := s.Tables[name]
+		if p.PartitionOf != tn {
+			continue
+		}
+		pa, ok := after.Tables[name]
+		if p.Partitioned || !ok {
+			return nil
+		}
+		had := map[string]bool{}
+		for _, ix := range p.Indexes {
+			had[ix.Name] = true
+		}
+		var added []schema.Index
+		for _, ix := range pa.Indexes {
+			if !had[ix.Name] {
+				added = append(added, ix)
+			}
+		}
+		if len(added) != 1 {
+			return nil
+		}
+		def, err := change.IndexVariant(added[0].Definition, false, true)
+		if err != nil {
+			return nil
+		}
+		parts = append(parts, part{name, schema.QualifiedName(p.Schema, added[0].Name), def})
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	only, err := change.IndexVariant(c.SQL, true, false)
+	if err != nil {
+		return nil
+	}
+	f := newFragment()
+	phase := Expand
+	if c.NotNull && !c.NewColumns {
+		// UNIQUE: as planCreateIndex, once N (which may write duplicates)
+		// is gone.
+		phase = Contract
+		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
+	}
+	parent := qq(schema.QualifiedName(t.Schema, c.Constraint))
+	dropParent := "DROP INDEX IF EXISTS " + parent
+	f.add(phase, ddl(tn, LockShare, "the index on the partitioned table alone (ON ONLY): no rows read, invalid until every partition's is attached", only, dropParent))
+	for _, p := range parts {
+		f.add(phase, concurrent(p.table, "this partition's index, built while reads and writes go on", p.def,
+			"DROP INDEX CONCURRENTLY IF EXISTS "+qq(p.name)))
+	}
+	for _, p := range parts {
+		// Dropping the parent's index drops the attached ones with it.
+		f.add(phase, ddl(tn, LockShareUpdateExclusive, "attach the partition's index: no scan; the last one makes the parent's valid",
+			fmt.Sprintf("ALTER INDEX %s ATTACH PARTITION %s", parent, qq(p.name)), dropParent))
+	}
+	return f
+}

@@ -276,6 +276,13 @@ func (st *migrationState) plan(s *schema.Snapshot, obs *Observed, idx int, c cha
 		// archived it.
 		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s.%s is dropped at %s, later in this migration: changing it first leaves nothing the drop keeps, and its phases would still work on the column after the drop; drop it alone (remove this statement)", c.Table, c.Column, at)}
 	}
+	if c.Kind == change.CreateIndex && obs != nil && obs.After != nil {
+		if t, ok := s.Table(c.Table); ok && t.Partitioned {
+			if f := planPartitionedIndex(s, obs.After, t, c); f != nil {
+				return f, nil
+			}
+		}
+	}
 	return recipeOf(c.Kind).Plan(s, c)
 }
 

@@ -201,8 +201,9 @@ ALTER TABLE events_2027 ADD CONSTRAINT events_2027_user_fk FOREIGN KEY (user_id)
 // type, domain or function it uses (an archived column would keep it).
 func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
 	cases := []struct{ name, sql, phases, finding string }{
-		{"index_on_partitioned_table", "CREATE INDEX events_user ON events (user_id);", "expand", "writes to every partition wait"},
-		{"unique_index_on_partitioned_table", "CREATE UNIQUE INDEX events_id_at ON events (id, at);", "contract", "writes to every partition wait"},
+		// ON ONLY the parent, each partition's CONCURRENTLY, attached.
+		{"index_on_partitioned_table", "CREATE INDEX events_user ON events (user_id);", "expand", ""},
+		{"unique_index_on_partitioned_table", "CREATE UNIQUE INDEX events_id_at ON events (id, at);", "contract", ""},
 		// A partition's matching index or key is attached, and dropped with
 		// the new one on rollback: the rollback makes it again.
 		{"index_attaching_a_partitions_own", "CREATE INDEX events_kind ON events (kind);", "expand", "writes to every partition wait"},
@@ -243,6 +244,20 @@ func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no finding saying %q: %+v", tc.finding, p.Findings)
+				}
+			}
+			if strings.HasSuffix(tc.name, "index_on_partitioned_table") {
+				var sql []string
+				for _, ph := range p.Phases {
+					for _, st := range ph.Statements {
+						sql = append(sql, st.SQL)
+					}
+				}
+				all := strings.Join(sql, "\n")
+				for _, want := range []string{" ON ONLY events ", "CONCURRENTLY events_2026_", "CONCURRENTLY events_2027_", "ATTACH PARTITION public.events_2027_"} {
+					if !strings.Contains(all, want) {
+						t.Errorf("plan lacks %q:\n%s", want, all)
+					}
 				}
 			}
 		})
