@@ -295,8 +295,10 @@ func RetargetIndex(def, name, from, to string, concurrently bool) (string, error
 }
 
 // IndexVariant rewrites a CREATE INDEX statement or definition: with only,
-// ON ONLY its table (a partitioned table's index, no partition's built);
-// with concurrently, CONCURRENTLY; IF NOT EXISTS left out.
+// ON ONLY its table (a partitioned table's index, no partition's built),
+// without, on the table and its partitions (pg_get_indexdef writes ON ONLY
+// for a partitioned table's index); with concurrently, CONCURRENTLY; IF NOT
+// EXISTS left out.
 func IndexVariant(def string, only, concurrently bool) (string, error) {
 	tree, err := pg.Parse(def)
 	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetIndexStmt() == nil {
@@ -304,8 +306,8 @@ func IndexVariant(def string, only, concurrently bool) (string, error) {
 	}
 	ix := tree.Stmts[0].Stmt.GetIndexStmt()
 	ix.Concurrent, ix.IfNotExists = concurrently, false
-	if only && ix.Relation != nil {
-		ix.Relation.Inh = false
+	if ix.Relation != nil {
+		ix.Relation.Inh = !only
 	}
 	return deparseStmt(tree.Stmts[0].Stmt), nil
 }

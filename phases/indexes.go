@@ -81,6 +81,22 @@ func planDropIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("index %s does not exist", c.Constraint)}
 	}
 	f := newFragment()
+	if t, ok := s.Table(table); ok && t.Partitioned {
+		// PostgreSQL drops a partitioned table's index only in one
+		// statement, its partitions' with it.
+		drop := "DROP INDEX IF EXISTS " + qq(c.Constraint)
+		if c.Cascade {
+			drop += " CASCADE"
+		}
+		// pg_get_indexdef says ON ONLY for a partitioned table's index:
+		// the rollback builds the partitions' too.
+		whole, err := change.IndexVariant(def, false, false)
+		if err != nil {
+			return nil, &PlanError{Pos: c.Pos, Msg: err.Error()}
+		}
+		f.add(Contract, ddl(table, LockAccessExclusive, "N is gone; PostgreSQL cannot drop a partitioned table's index CONCURRENTLY: reads and writes of every partition wait for the drop (no scan)", drop, whole))
+		return f, nil
+	}
 	rebuild := strings.Replace(def, " INDEX ", " INDEX CONCURRENTLY ", 1)
 	f.add(Contract, concurrent(table, "drops without blocking reads and writes", c.Definition, rebuild))
 	return f, nil
@@ -153,6 +169,24 @@ func planRecreateIndex(old *schema.Snapshot, drop, create change.Change) (*fragm
 	}
 	if oldIx.Constraint != "" {
 		return nil, &PlanError{Pos: drop.Pos, Msg: fmt.Sprintf("index %s backs constraint %s: drop the constraint instead", drop.Constraint, oldIx.Constraint)}
+	}
+	if table.Partitioned {
+		// No CONCURRENTLY there, and the partitions' indexes take names
+		// from their columns, which the old ones hold until they go: as
+		// the file does it, once N is gone.
+		f := newFragment()
+		newDef, err := change.IndexVariant(create.Definition, false, false)
+		if err != nil {
+			return nil, &PlanError{Pos: create.Pos, Msg: err.Error()}
+		}
+		oldDef, err := change.IndexVariant(oldIx.Definition, false, false)
+		if err != nil {
+			return nil, &PlanError{Pos: drop.Pos, Msg: err.Error()}
+		}
+		q := qq(drop.Constraint)
+		f.add(Contract, ddl(table.QName(), LockAccessExclusive, "N is gone: the old definition goes (PostgreSQL cannot drop a partitioned table's index CONCURRENTLY)", "DROP INDEX IF EXISTS "+q, oldDef))
+		f.add(Contract, ddl(table.QName(), LockShare, "the new definition (PostgreSQL cannot build a partitioned table's index CONCURRENTLY: writes to every partition wait)", newDef, "DROP INDEX IF EXISTS "+q))
+		return f, nil
 	}
 	// Not shadowName's prefix: a retype earlier in the migration may build a
 	// copy of the old index under that name.

@@ -80,6 +80,9 @@ func newSchema(seed uint64) *genSchema {
 	nt := 2 + g.pick(3)
 	for i := 0; i < nt; i++ {
 		t := &genTable{name: g.name("t"), pk: "id", serial: g.chance(0.6)}
+		// Now and then the last table is partitioned (by hash of its key:
+		// a UNIQUE there would have to hold the key).
+		partitioned := i == nt-1 && g.chance(0.25)
 		var defs []string
 		if t.serial {
 			defs = append(defs, "id serial PRIMARY KEY")
@@ -99,7 +102,7 @@ func newSchema(seed uint64) *genSchema {
 				c.check = c.name + " >= 0"
 				d += " CHECK (" + c.check + ")"
 			}
-			if (c.typ == "text" || c.typ == "varchar(40)") && g.chance(0.2) {
+			if (c.typ == "text" || c.typ == "varchar(40)") && !partitioned && g.chance(0.2) {
 				c.unique = true
 				d += " UNIQUE"
 			}
@@ -110,7 +113,14 @@ func newSchema(seed uint64) *genSchema {
 			t.cols = append(t.cols, c)
 			defs = append(defs, d)
 		}
-		g.sql = append(g.sql, fmt.Sprintf("CREATE TABLE %s (%s);", t.name, strings.Join(defs, ", ")))
+		if partitioned {
+			g.sql = append(g.sql, fmt.Sprintf("CREATE TABLE %s (%s) PARTITION BY HASH (id);", t.name, strings.Join(defs, ", ")))
+			for r := 0; r < 2; r++ {
+				g.sql = append(g.sql, fmt.Sprintf("CREATE TABLE %s_p%d PARTITION OF %s FOR VALUES WITH (MODULUS 2, REMAINDER %d);", t.name, r, t.name, r))
+			}
+		} else {
+			g.sql = append(g.sql, fmt.Sprintf("CREATE TABLE %s (%s);", t.name, strings.Join(defs, ", ")))
+		}
 		for k := 0; k < g.pick(3); k++ {
 			c := t.cols[g.pick(len(t.cols))]
 			if c.typ == "jsonb" {
