@@ -12,6 +12,9 @@ import (
 	"github.com/phasekit/phasekit/internal/pgdecode"
 )
 
+// DoRewriteHint ends the reason a DO block running DDL is refused with.
+const DoRewriteHint = "write these as plain statements so phasekit can plan each one"
+
 // doSafeKinds are the kinds a DO block may run and still be planned as one
 // opaque statement in expand: nothing in them breaks N or takes a lock the
 // catalogue's recipes exist to avoid.
@@ -72,7 +75,7 @@ func classifyDo(d *pg.DoStmt) Change {
 	}
 	if len(unsafe) > 0 {
 		return Change{Kind: Unknown, ObjectType: "DO", Relations: rels, Reason: "DO block runs " + strings.Join(unsafe, "; ") +
-			": write these as plain statements so phasekit can plan each one"}
+			": " + DoRewriteHint}
 	}
 	c := Change{Kind: Data, Reason: fmt.Sprintf("DO block running %d quer%s", len(inner), plural(len(inner), "y", "ies"))}
 	return c

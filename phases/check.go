@@ -27,7 +27,8 @@ type CheckResult struct {
 	Limits []string `json:"limits,omitempty"`
 	// Unstable names the tables whose rows were compared without the
 	// columns the file itself fills differently each time it runs (now(),
-	// random()), and on those columns' NULLs and distinct values.
+	// random()), and those columns on their NULLs and, where the file's
+	// runs agree on it, on whether every value is distinct or all are one.
 	Unstable []string `json:"unstable,omitempty"`
 	// Accepted is set when the user accepted differences (plan
 	// --accept-differences); the plan then still carries them.

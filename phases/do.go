@@ -24,8 +24,8 @@ func planObservedDo(obs *Observed, c change.Change) (*fragment, error) {
 	}
 	did, why := doEffect(obs.Before, obs.After, obs.Rewritten)
 	if why != "" {
-		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s; on the scratch copy it %s", strings.TrimSuffix(c.Reason, ": write these as plain statements so phasekit can plan each one"), why) +
-			": write these as plain statements so phasekit can plan each one"}
+		hint := ": " + change.DoRewriteHint
+		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("%s; on the scratch copy it %s%s", strings.TrimSuffix(c.Reason, hint), why, hint)}
 	}
 	f := newFragment()
 	summary := "did nothing to the schema"

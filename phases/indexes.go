@@ -36,13 +36,8 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 		}
 	}
 	f := newFragment()
-	phase, why := Expand, "builds while reads and writes go on"
-	if c.NotNull && !c.NewColumns {
-		// A unique index refuses N's duplicate writes from the moment it is
-		// built: like a UNIQUE constraint, it waits for contract.
-		phase, why = Contract, "UNIQUE: built once N (which may write duplicates) is gone, while reads and writes go on"
-		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
-	}
+	phase, why, deploy := createIndexPhase(c)
+	f.deploy = deploy
 	if t.Partitioned {
 		return asWrittenOnPartitioned(s, t, c, phase, LockShare, why, "build an index CONCURRENTLY",
 			fmt.Sprintf("create it ON ONLY %s, build each partition's index CONCURRENTLY and ATTACH PARTITION them", t.QName()),
@@ -51,6 +46,17 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	f.add(phase, concurrent(t.QName(), why, c.Definition,
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint)))))
 	return f, nil
+}
+
+// createIndexPhase is where an index is built: a unique index refuses N's
+// duplicate writes from the moment it is built, so like a UNIQUE constraint
+// it waits for contract, and N+1 must not rely on it before (deploy).
+func createIndexPhase(c change.Change) (phase Kind, why, deploy string) {
+	if c.NotNull && !c.NewColumns {
+		return Contract, "UNIQUE: built once N (which may write duplicates) is gone, while reads and writes go on",
+			fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
+	}
+	return Expand, "builds while reads and writes go on", ""
 }
 
 // planDropIndex drops the index CONCURRENTLY in contract (N may rely on it

@@ -287,8 +287,6 @@ func droppedObjects(s *schema.Snapshot, c change.Change) []object {
 	return []object{{kind: 'o', name: c.ObjectType + " " + c.Object}}
 }
 
-// diffObjects lists what differs between two snapshots: what a replayed
-// statement changed.
 // sameIndexes tells two lists of indexes hold the same names and
 // definitions, in any order.
 func sameIndexes(a, b []schema.Index) bool {
@@ -307,6 +305,8 @@ func sameIndexes(a, b []schema.Index) bool {
 	return true
 }
 
+// diffObjects lists what differs between two snapshots: what a replayed
+// statement changed.
 func diffObjects(a, b *schema.Snapshot) []object {
 	var out []object
 	names := map[string]bool{}

@@ -151,13 +151,8 @@ func planPartitionedIndex(s, after *schema.Snapshot, t *schema.Table, c change.C
 		return nil
 	}
 	f := newFragment()
-	phase := Expand
-	if c.NotNull && !c.NewColumns {
-		// UNIQUE: as planCreateIndex, once N (which may write duplicates)
-		// is gone.
-		phase = Contract
-		f.deploy = fmt.Sprintf("N+1 must not rely on unique index %s before contract", c.Constraint)
-	}
+	phase, _, deploy := createIndexPhase(c)
+	f.deploy = deploy
 	parent := qq(schema.QualifiedName(t.Schema, c.Constraint))
 	dropParent := "DROP INDEX IF EXISTS " + parent
 	f.add(phase, ddl(tn, LockShare, "the index on the partitioned table alone (ON ONLY): no rows read, invalid until every partition's is attached", only, dropParent))

@@ -178,10 +178,7 @@ func readRows(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
 	// One round trip for every table.
 	parts := make([]string, len(tables))
 	for i, t := range tables {
-		q := pgx.Identifier{t.schema, t.name}.Sanitize()
-		parts[i] = fmt.Sprintf(`SELECT %d, count(*), md5(string_agg(r, E'\n' ORDER BY r)) FROM (
-			SELECT coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(to_jsonb(x)) e(k, v) WHERE NOT starts_with(k, 'phasekit_')), '{}')::text AS r
-			FROM %s x) s%d`, i, q, i)
+		parts[i] = fmt.Sprintf("SELECT %d, %s", i, rowsDigest(pgx.Identifier{t.schema, t.name}.Sanitize(), ""))
 	}
 	rows, err := conn.Query(ctx, strings.Join(parts, "\nUNION ALL\n"))
 	if err != nil {
@@ -191,16 +188,34 @@ func readRows(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
 	var n int64
 	var digest *string
 	if _, err := pgx.ForEachRow(rows, []any{&i, &n, &digest}, func() error {
-		d := ""
-		if digest != nil {
-			d = *digest
-		}
-		out["rows of "+tables[i].schema+"."+tables[i].name] = fmt.Sprintf("%d rows, digest %s", n, d)
+		out["rows of "+tables[i].schema+"."+tables[i].name] = digestText(n, digest)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read rows: %w", err)
 	}
 	return out, nil
+}
+
+// rowsDigest is the select list and FROM clause counting and digesting the
+// rows of table (quoted), each row as jsonb (whose keys print sorted, so
+// column order aside), phasekit's own columns left out, and the keys that
+// also satisfy skip (an SQL condition on k, "" for none).
+func rowsDigest(table, skip string) string {
+	if skip != "" {
+		skip = " AND " + skip
+	}
+	return fmt.Sprintf(`count(*), md5(string_agg(r, E'\n' ORDER BY r)) FROM (
+		SELECT coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(to_jsonb(x)) e(k, v) WHERE NOT starts_with(k, 'phasekit_')%s), '{}')::text AS r
+		FROM %s x) s`, skip, table)
+}
+
+// digestText is how a table's rows are named in a catalogue.
+func digestText(n int64, digest *string) string {
+	d := ""
+	if digest != nil {
+		d = *digest
+	}
+	return fmt.Sprintf("%d rows, digest %s", n, d)
 }
 
 // Compare lists what differs between want and got, sorted by object; with

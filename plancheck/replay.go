@@ -148,7 +148,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
 			// Building or dropping an index that is (not) there: nothing.
-			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(rp.current, after) && sameRelations(rel0, rel1)
+			obs[i].NoOp = phases.SnapshotShows(c) && unchanged(rp.current, after, rel0, rel1)
 		}
 		rp.current = after
 		return obs, nil
@@ -195,7 +195,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 			}
 			obs[i].After = after
 			obs[i].Rewritten = rewritten(rel0, rel1)
-			obs[i].NoOp = phases.SnapshotShows(c) && sameSchema(cur, after) && sameRelations(rel0, rel1)
+			obs[i].NoOp = phases.SnapshotShows(c) && unchanged(cur, after, rel0, rel1)
 			cur = after
 		}
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT phasekit_replay"); err != nil {
@@ -229,7 +229,7 @@ func (rp *replayer) statement(ctx context.Context, st change.Statement, changes 
 		obs[0].Rewritten = rewritten(rel0, rel1)
 		// ALTER TABLE takes a transaction id even when it skips (IF NOT
 		// EXISTS, SET NOT NULL on a NOT NULL column): the snapshot tells.
-		obs[0].NoOp = xid == nil || phases.SnapshotShows(changes[0]) && sameSchema(rp.current, after) && sameRelations(rel0, rel1)
+		obs[0].NoOp = xid == nil || phases.SnapshotShows(changes[0]) && unchanged(rp.current, after, rel0, rel1)
 	} else if xid == nil {
 		for i := range obs {
 			obs[i].NoOp = true
@@ -317,10 +317,15 @@ func relfilenodes(ctx context.Context, conn *pgx.Conn) (map[string]uint32, error
 	return out, err
 }
 
-// sameRelations tells that no table, index or materialized view came or
-// went: the snapshot does not hold everything (an index on a materialized
-// view), so a statement the snapshot sees no trace of may still have made
-// or dropped one.
+// unchanged tells that a statement left the schema as it was: the same
+// snapshot, and no table, index or materialized view came or went (the
+// snapshot does not hold everything, so a statement it sees no trace of may
+// still have made or dropped one).
+func unchanged(a, b *schema.Snapshot, rel0, rel1 map[string]uint32) bool {
+	return sameSchema(a, b) && sameRelations(rel0, rel1)
+}
+
+// sameRelations tells that the same relations (by name) are there.
 func sameRelations(before, after map[string]uint32) bool {
 	if len(before) != len(after) {
 		return false

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phasekit/phasekit/change"
 	"github.com/phasekit/phasekit/phases"
 )
 
@@ -166,7 +167,7 @@ func (d *Dev) columnProfiles(ctx context.Context, db, t string) (map[string]prof
 	defer conn.Close(context.Background())
 	q := fmt.Sprintf(`SELECT e.k, (SELECT count(*) FROM %[1]s), count(*) FILTER (WHERE e.v = 'null'::jsonb), count(DISTINCT e.v::text),
 		md5(string_agg(e.v::text, E'\n' ORDER BY e.v::text))
-		FROM %[1]s x, jsonb_each(to_jsonb(x)) e(k, v) WHERE NOT starts_with(e.k, 'phasekit_') GROUP BY e.k`, qualified(t))
+		FROM %[1]s x, jsonb_each(to_jsonb(x)) e(k, v) WHERE NOT starts_with(e.k, 'phasekit_') GROUP BY e.k`, change.QuoteQualified(t))
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("profile the columns of %s: %w", t, err)
@@ -193,22 +194,8 @@ func (d *Dev) digestWithout(ctx context.Context, db, t string, without []string)
 	defer conn.Close(context.Background())
 	var n int64
 	var digest *string
-	err = conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), md5(string_agg(r, E'\n' ORDER BY r)) FROM (
-		SELECT coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(to_jsonb(x)) e(k, v)
-			WHERE NOT starts_with(k, 'phasekit_') AND k <> ALL($1)), '{}')::text AS r FROM %s x) s`, qualified(t)), without).Scan(&n, &digest)
-	if err != nil {
+	if err := conn.QueryRow(ctx, "SELECT "+rowsDigest(change.QuoteQualified(t), "k <> ALL($1)"), without).Scan(&n, &digest); err != nil {
 		return "", fmt.Errorf("digest the rows of %s: %w", t, err)
 	}
-	d0 := ""
-	if digest != nil {
-		d0 = *digest
-	}
-	return fmt.Sprintf("%d rows, digest %s", n, d0), nil
-}
-
-// qualified quotes "schema.name" as the catalogue writes a table (a schema
-// name holds no dot there; a table name may).
-func qualified(t string) string {
-	s, name, _ := strings.Cut(t, ".")
-	return pgx.Identifier{s, name}.Sanitize()
+	return digestText(n, digest), nil
 }
