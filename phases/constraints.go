@@ -39,7 +39,7 @@ func planAddForeignKey(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	if t.Partitioned && !c.NotValid {
 		add, _, _ := enforcePhases(c)
-		return asWrittenOnPartitioned(s, t, c, add, LockShareRowExclusive, enforceWhy(add), "add a NOT VALID foreign key",
+		return asWrittenOnPartitioned(s, t, c, add, LockShareRowExclusive, enforceWhy(add), enforceDeploy(add, c), "add a NOT VALID foreign key",
 			"add the key NOT VALID to each partition and VALIDATE it there first",
 			fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(t.QName()), q(c.Constraint)))
 	}
@@ -83,10 +83,17 @@ func notValidThenValidate(table string, c change.Change, lock string) *fragment 
 		v.NewTransaction = true
 		f.add(validate, v)
 	}
-	if add == Contract {
-		f.deploy = fmt.Sprintf("N+1 must not rely on %s being enforced before contract", c.Constraint)
-	}
+	f.deploy = enforceDeploy(add, c)
 	return f
+}
+
+// enforceDeploy is what N+1 must not expect of a constraint enforced in
+// phase add, for the deploy step ("" outside contract).
+func enforceDeploy(add Kind, c change.Change) string {
+	if add != Contract {
+		return ""
+	}
+	return fmt.Sprintf("N+1 must not rely on %s being enforced before contract", c.Constraint)
 }
 
 // notNullCheckName names the helper CHECK (col IS NOT NULL) constraint.

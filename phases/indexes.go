@@ -39,7 +39,7 @@ func planCreateIndex(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	phase, why, deploy := createIndexPhase(c)
 	f.deploy = deploy
 	if t.Partitioned {
-		return asWrittenOnPartitioned(s, t, c, phase, LockShare, why, "build an index CONCURRENTLY",
+		return asWrittenOnPartitioned(s, t, c, phase, LockShare, why, deploy, "build an index CONCURRENTLY",
 			fmt.Sprintf("create it ON ONLY %s, build each partition's index CONCURRENTLY and ATTACH PARTITION them", t.QName()),
 			fmt.Sprintf("DROP INDEX IF EXISTS %s", qq(schema.QualifiedName(t.Schema, c.Constraint))))
 	}
@@ -125,16 +125,18 @@ func planAddUnique(s *schema.Snapshot, c change.Change) (*fragment, error) {
 	}
 	tn := t.QName()
 	build, attachIn, _ := enforcePhases(c)
+	deploy := ""
+	if build == Contract {
+		deploy = fmt.Sprintf("N+1 must not rely on %s before contract", c.Constraint)
+	}
 	if t.Partitioned {
-		return asWrittenOnPartitioned(s, t, c, build, LockAccessExclusive, enforceWhy(build), "attach a unique index built CONCURRENTLY as a constraint",
+		return asWrittenOnPartitioned(s, t, c, build, LockAccessExclusive, enforceWhy(build), deploy, "attach a unique index built CONCURRENTLY as a constraint",
 			"build the unique index on each partition CONCURRENTLY first, so the constraint's own build finds less to do",
 			fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qq(tn), q(c.Constraint)))
 	}
 	f := newFragment()
 	idx := c.Constraint
-	if build == Contract {
-		f.deploy = fmt.Sprintf("N+1 must not rely on %s before contract", c.Constraint)
-	}
+	f.deploy = deploy
 	f.add(build, concurrent(tn, "builds while reads and writes go on",
 		fmt.Sprintf("CREATE UNIQUE INDEX CONCURRENTLY %s ON %s (%s)", q(idx), qq(tn), strings.Join(cols, ", ")),
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", qq(schema.QualifiedName(t.Schema, idx)))))

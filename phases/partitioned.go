@@ -12,8 +12,9 @@ import (
 // partitioned table the way phasekit makes it elsewhere (CREATE INDEX
 // CONCURRENTLY, ADD CONSTRAINT ... USING INDEX, a NOT VALID foreign key): the
 // change alone, as written, in phase, with a warning naming what it costs
-// (cost) and how a team avoids it (avoid).
-func asWrittenOnPartitioned(s *schema.Snapshot, t *schema.Table, c change.Change, phase Kind, lock, why, cost, avoid, rollback string) (*fragment, error) {
+// (cost) and how a team avoids it (avoid), and what N+1 must not expect
+// before the phase (deploy, as the usual recipe says it).
+func asWrittenOnPartitioned(s *schema.Snapshot, t *schema.Table, c change.Change, phase Kind, lock, why, deploy, cost, avoid, rollback string) (*fragment, error) {
 	sql := c.Replay
 	if c.Kind == change.CreateIndex {
 		sql = c.SQL
@@ -22,6 +23,7 @@ func asWrittenOnPartitioned(s *schema.Snapshot, t *schema.Table, c change.Change
 		return nil, &PlanError{Pos: c.Pos, Msg: fmt.Sprintf("table %s is partitioned: PostgreSQL cannot %s there, and this change cannot be run alone as written; write it as a statement of its own", t.QName(), cost)}
 	}
 	f := newFragment()
+	f.deploy = deploy
 	// PostgreSQL attaches a partition's matching index or foreign key to the
 	// new one instead of building another, and dropping the new one drops
 	// them with it: the rollback makes them again.

@@ -237,6 +237,11 @@ func TestPlanPartitionedIndexesAndDropsBeforeTheirTypes(t *testing.T) {
 			if got := phaseList(p); got != tc.phases {
 				t.Errorf("phases %q, want %q", got, tc.phases)
 			}
+			if strings.HasPrefix(tc.phases, "contract") && !strings.Contains(tc.name, "drop") && !strings.Contains(strings.Join(p.Deploy, "; "), "must not rely on") {
+				// Enforced in contract: the deploy step says so, as the
+				// recipes off partitioned tables do.
+				t.Errorf("deploy %q says nothing of what N+1 must not rely on", p.Deploy)
+			}
 			if tc.finding != "" {
 				found := false
 				for _, f := range p.Findings {
